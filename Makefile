@@ -1,0 +1,48 @@
+# The two commands: `make demo` and `make test`. Both install what they need and start the stack.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+FARM := $(VENV)/bin/farm
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+STACK_ENV = eval "$$($(FARM) stack env)"
+
+.PHONY: demo test test-unit bench stack down venv system buildkit clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[worker,test]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+venv: $(STAMP)
+
+system:
+	bash scripts/install-system-packages.sh
+
+buildkit:
+	bash scripts/install-buildkit.sh
+
+stack: venv system
+	$(FARM) stack up
+
+demo: venv system
+	$(FARM) stack up --with worker
+	@$(STACK_ENV) && $(FARM) build --project config/examples/demo
+
+test: venv system buildkit
+	$(FARM) stack up
+	@$(STACK_ENV) && $(PY) -m pytest -q -p no:cacheprovider tests
+
+test-unit: venv
+	$(PY) -m pytest -q tests/unit
+
+bench: venv system buildkit
+	$(FARM) stack up
+	@$(STACK_ENV) && for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+down:
+	$(FARM) stack down
+
+clean: down
+	rm -rf .farm

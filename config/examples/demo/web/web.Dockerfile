@@ -1,0 +1,2 @@
+FROM scratch
+COPY index.html /srv/index.html

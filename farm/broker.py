@@ -1,0 +1,72 @@
+"""The broker seam: the Celery configuration shared by producers and workers, and the Redis client.
+
+Producer and worker must agree on the visibility timeout: Redis keeps the shortest one any app
+sets, so both read it from here (CELERY-NOTES: set in all three places).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from celery import Celery
+
+from farm.errors import BrokerError
+from farm.settings import Settings
+
+TASK_BUILD_PLATFORM = "farm.build_platform"
+
+
+def queue_for(platform: str) -> str:
+    """`linux/arm64/v8` -> `build.linux-arm64-v8`: one queue per platform, so per-arch pools take their own."""
+    return "build." + "-".join(part for part in platform.strip().lower().split("/") if part)
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    transport = {"visibility_timeout": settings.visibility_timeout}
+    return {
+        "broker_url": settings.broker_url,
+        "result_backend": settings.result_backend,
+        "broker_transport_options": transport,
+        "result_backend_transport_options": transport,
+        "visibility_timeout": settings.visibility_timeout,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_extended": True,
+        "result_expires": 7 * 24 * 3600,
+        "task_track_started": True,
+        "task_send_sent_event": True,
+        "broker_connection_retry_on_startup": True,
+    }
+
+
+def producer_app(settings: Settings) -> Celery:
+    """A Celery app that only sends tasks by name: the producer never imports `workers`."""
+    app = Celery("farm")
+    app.conf.update(celery_config(settings))
+    # A CI run should fail fast on a dead broker, not retry forever.
+    app.conf.broker_connection_max_retries = 2
+    return app
+
+
+def redis_client(settings: Settings) -> redis.Redis:
+    return redis.Redis.from_url(settings.broker_url, decode_responses=True, socket_connect_timeout=5,
+                                health_check_interval=30)
+
+
+def check_broker(client: redis.Redis, url: str) -> None:
+    """Fail with one clear line when Redis is not there, before anything is enqueued."""
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise BrokerError(f"cannot reach the broker at {_safe_url(url)}: {exc}. "
+                          "Is the stack up? (`farm stack up`, then `eval \"$(farm stack env)\"`)") from None
+
+
+def _safe_url(url: str) -> str:
+    """A broker URL with any password removed, for messages."""
+    if "@" in url:
+        scheme, _, rest = url.partition("://")
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url

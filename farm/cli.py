@@ -1,0 +1,260 @@
+"""The `farm` command: build, worker, stack, config.
+
+Every failure a user can cause ends in one line on stderr and a non-zero exit: 2 for usage and
+config errors, 1 for everything else. No traceback reaches the user (FARM_DEBUG=1 shows it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform as _platform
+import shlex
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import click
+
+from farm.errors import FarmError, UsageError
+from farm.settings import get_settings
+
+
+def _err(msg: str) -> None:
+    click.echo(msg, err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """A shared, queue-based container image build farm for Garden projects."""
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        _err("aborted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except FarmError as exc:
+        _err(f"error: {exc}")
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        _err("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # the last line of defence: one line, not a traceback
+        if os.environ.get("FARM_DEBUG"):
+            traceback.print_exc()
+        _err(f"internal error: {exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+             " (FARM_DEBUG=1 shows the traceback)")
+        sys.exit(1)
+
+
+def machine_platform() -> str:
+    arch = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(_platform.machine(), _platform.machine())
+    return f"linux/{arch}"
+
+
+# -- farm build ---------------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("names", nargs=-1)
+@click.option("--project", "project_dir", type=click.Path(file_okay=False, path_type=Path), default=".",
+              show_default=True, help="The Garden project root (holds project.garden.yml).")
+@click.option("--env", "env_name", default=None, help="Garden environment (default: the project's defaultEnvironment).")
+@click.option("--platform", "platforms", multiple=True, help="Build for this platform (repeatable); overrides spec.platforms.")
+@click.option("--force", is_flag=True, help="Build even when the registry already has the image.")
+@click.option("--no-wait", is_flag=True, help="Enqueue and return the job ids without waiting.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+def build(names: tuple[str, ...], project_dir: Path, env_name: str | None, platforms: tuple[str, ...],
+          force: bool, no_wait: bool, as_json: bool) -> None:
+    """Build the project's container Builds (all, or NAMES) on the farm and push them."""
+    from farm import build as flow
+    from farm.broker import check_broker, producer_app, redis_client
+    from farm.garden import load_project
+    from farm.jobs import BuildResult, JobStore
+    from farm.version import compute_versions
+
+    settings = get_settings()
+    project = load_project(project_dir.resolve(), env_name)
+    versions = compute_versions(project)
+    waves = flow.plan(project, versions, names, platforms)
+    client = redis_client(settings)
+    check_broker(client, settings.broker_url)
+    app = producer_app(settings)
+    jobs = JobStore(client)
+    results: dict[str, list[BuildResult]] = {}
+    failed: set[str] = set()
+    queued_ids: list[dict[str, str]] = []
+
+    def line(req: Any, text: str) -> None:
+        _err(f"{req.build}|{req.platform}| {text}")
+
+    for wave in waves:
+        to_build = []
+        for b in wave:
+            blocked = [d for d in b.depends_on if d in failed]
+            if blocked:
+                failed.add(b.name)
+                results[b.name] = [BuildResult(build=b.name, version=b.version.version_string,
+                                               image=b.outputs.deployment_image_id, status="failed",
+                                               error=f"dependency {', '.join(blocked)} failed")]
+                continue
+            t0 = time.monotonic()
+            digest = None if force else flow.check_status(b, settings)
+            if digest:
+                _err(f"{b.name}: {b.outputs.deployment_image_id} is already built (registry status check)")
+                results[b.name] = [BuildResult(build=b.name, version=b.version.version_string,
+                                               image=b.outputs.deployment_image_id, digest=digest, status="cached",
+                                               timings={"check_s": round(time.monotonic() - t0, 3)})]
+            else:
+                to_build.append(b)
+        if no_wait and len(waves) > 1 and to_build and wave is not waves[-1]:
+            later = sorted({b.name for w in waves[waves.index(wave) + 1:] for b in w})
+            raise UsageError(f"--no-wait cannot order dependent builds: {', '.join(later)} need "
+                             f"{', '.join(b.name for b in to_build)} built first; run without --no-wait")
+        requests = [req for b in to_build for req in flow.requests_for(project, b)]
+        for req in requests:
+            flow.enqueue(app, jobs, req)
+            _err(f"{req.build}: queued {req.platform} as job {req.job_id} on {req.image}")
+            queued_ids.append({"build": req.build, "platform": req.platform, "job_id": req.job_id})
+        if no_wait:
+            continue
+        for res in flow.wait(app, jobs, requests, line).values():
+            results.setdefault(res.build, []).append(res)
+            if res.status == "failed":
+                failed.add(res.build)
+
+    if no_wait:
+        out = {"builds": [r.model_dump() for rs in results.values() for r in rs], "queued": queued_ids}
+        click.echo(json.dumps(out, indent=2) if as_json else "\n".join(q["job_id"] for q in queued_ids))
+        return
+    summary = [_summarise(name, rs) for name, rs in sorted(results.items())]
+    if as_json:
+        click.echo(json.dumps({"builds": summary}, indent=2))
+    else:
+        for s in summary:
+            if s["status"] == "failed":
+                _err(f"{s['name']}: FAILED: {s['error']}")
+                for tail in s.get("log_tail", [])[-10:]:
+                    _err(f"    {tail}")
+            else:
+                click.echo(f"{s['image']}@{s['digest']}")
+        _err(f"Flower: {settings.flower_url}")
+    if any(s["status"] == "failed" for s in summary):
+        sys.exit(1)
+
+
+def _summarise(name: str, results: list[Any]) -> dict[str, Any]:
+    """One entry of `--json` per Build, whatever the number of platforms."""
+    first = results[0]
+    failed = [r for r in results if r.status == "failed"]
+    status = "failed" if failed else ("cached" if all(r.status == "cached" for r in results) else "built")
+    entry: dict[str, Any] = {
+        "name": name, "version": first.version, "image": first.image,
+        "digest": first.digest if len(results) == 1 else None, "status": status,
+        "timings": first.timings if len(results) == 1 else {},
+        "platforms": [{"platform": r.platform, "digest": r.digest, "status": r.status, "job_id": r.job_id,
+                       "error": r.error, "timings": r.timings} for r in results if r.platform],
+    }
+    if failed:
+        entry["error"] = "; ".join(f"{r.platform or name}: {r.error}" for r in failed)
+        entry["log_tail"] = failed[0].log_tail
+    return entry
+
+
+# -- farm worker --------------------------------------------------------------------------------
+
+@cli.command()
+@click.option("--queues", "-Q", default=None, help="Comma-separated queues (default: this machine's platform queue).")
+@click.option("--platform", "platforms", multiple=True, help="Consume this platform's queue (repeatable).")
+@click.option("--concurrency", "-c", default=1, show_default=True, help="Builds run at once.")
+@click.option("--loglevel", default="INFO", show_default=True)
+def worker(queues: str | None, platforms: tuple[str, ...], concurrency: int, loglevel: str) -> None:
+    """Run a build worker (a Celery worker with the farm's app) in the foreground."""
+    os.execvp(sys.executable, worker_argv(queues, platforms, concurrency, loglevel))
+
+
+def worker_argv(queues: str | None, platforms: tuple[str, ...], concurrency: int, loglevel: str) -> list[str]:
+    from farm.broker import queue_for
+
+    names = [q for q in (queues or "").split(",") if q] + [queue_for(p) for p in platforms]
+    if not names:
+        names = [queue_for(machine_platform())]
+    return [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", ",".join(names), "-E",
+            "-c", str(concurrency), "-n", f"farm-{os.getpid()}@%h", f"--loglevel={loglevel}"]
+
+
+# -- farm stack ---------------------------------------------------------------------------------
+
+@cli.group()
+def stack() -> None:
+    """The local farm stack: Redis, a registry, a Docker engine, Flower."""
+
+
+def _stack(state_dir: Path | None) -> Any:
+    from farm.stack import Stack
+
+    return Stack(state_dir)
+
+
+_state_opt = click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                          help="Where the stack keeps its data (default: $FARM_STATE_DIR or ./.farm).")
+
+
+@stack.command("up")
+@_state_opt
+@click.option("--with", "extra", multiple=True, help="Also start an optional service (buildkitd, worker).")
+def stack_up(state_dir: Path | None, extra: tuple[str, ...]) -> None:
+    """Start the stack (idempotent)."""
+    from farm.stack import DEFAULT_SERVICES
+
+    st = _stack(state_dir)
+    st.up(list(DEFAULT_SERVICES) + list(extra))
+    for name, status in st.status().items():
+        _err(f"{name:10} {status}")
+    _err('Use it from a shell with: eval "$(farm stack env)"')
+
+
+@stack.command("down")
+@_state_opt
+def stack_down(state_dir: Path | None) -> None:
+    """Stop what `farm stack up` started (by pid)."""
+    _stack(state_dir).down()
+
+
+@stack.command("status")
+@_state_opt
+def stack_status(state_dir: Path | None) -> None:
+    """Show each service of the stack."""
+    for name, status in _stack(state_dir).status().items():
+        click.echo(f"{name:10} {status}")
+
+
+@stack.command("env")
+@_state_opt
+def stack_env(state_dir: Path | None) -> None:
+    """Print shell exports for the stack: eval "$(farm stack env)"."""
+    for key, value in _stack(state_dir).env().items():
+        click.echo(f"export {key}={shlex.quote(value)}")
+
+
+def _register_optional() -> None:
+    try:
+        from farm.config_cli import config
+    except ImportError:
+        return
+    cli.add_command(config)
+
+
+_register_optional()
+
+
+if __name__ == "__main__":
+    main()

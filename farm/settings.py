@@ -1,0 +1,34 @@
+"""Runtime settings, from the environment (FARM_*) — `eval "$(farm stack env)"` sets them for the local stack."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FARM_", extra="ignore")
+
+    broker_url: str = "redis://127.0.0.1:6390/0"
+    result_backend: str = "redis://127.0.0.1:6390/1"
+    state_dir: Path = Path(".farm")
+    # Above the longest build plus its longest wait in the queue, or Redis redelivers a running build.
+    visibility_timeout: int = 7200
+    # Where registry credentials live (a docker config.json); never passed through the queue.
+    docker_config: Path = Field(
+        default_factory=lambda: Path(os.path.expanduser("~/.docker")),
+        validation_alias=AliasChoices("DOCKER_CONFIG", "FARM_DOCKER_CONFIG"),
+    )
+    docker_host: str = Field(
+        default="unix:///var/run/docker.sock",
+        validation_alias=AliasChoices("DOCKER_HOST", "FARM_DOCKER_HOST"),
+    )
+    flower_url: str = "http://127.0.0.1:5555"
+    registry_timeout: float = 30.0
+
+
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,103 @@
+"""Fixtures for the real parts: the local stack (Redis, registry, dockerd, Flower) and build workers.
+
+Tests that need a service start it through the project's own `farm.stack`, or fail loudly:
+nothing here skips.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def stack_env() -> dict[str, str]:
+    """The local stack, up (idempotent), and its environment exported into this process."""
+    from farm.stack import Stack
+
+    st = Stack(Path(os.environ.get("FARM_STATE_DIR", ROOT / ".farm")))
+    st.up()
+    env = st.env()
+    os.environ.update(env)
+    return env
+
+
+def start_worker(env: dict[str, str], queues: str, log: Path) -> subprocess.Popen[bytes]:
+    """A real `farm worker` process consuming `queues`; waits until it answers a ping."""
+    from farm.broker import producer_app
+    from farm.settings import Settings
+
+    log.parent.mkdir(parents=True, exist_ok=True)
+    out = open(log, "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "farm.cli", "worker", "-Q", queues, "-c", "1"],
+                            env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+                            start_new_session=True)
+    app = producer_app(Settings(broker_url=env["FARM_BROKER_URL"], result_backend=env["FARM_RESULT_BACKEND"]))
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"worker exited with {proc.returncode}; see {log}")
+        replies = app.control.ping(timeout=1.0) or []
+        if any(f"farm-{proc.pid}@" in name for reply in replies for name in reply):
+            return proc
+    proc.kill()
+    raise RuntimeError(f"worker did not answer a ping in 90 s; see {log}")
+
+
+def stop_worker(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def worker(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen[bytes]]:
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    proc = start_worker(stack_env, "build.linux-amd64,build.linux-arm64", log)
+    yield proc
+    stop_worker(proc)
+
+
+def write_project(root: Path, builds: dict[str, dict[str, str]], *, registry_port: int = 5050,
+                  namespace: str = "farmtest", mode: str = "local-docker", extra_build_yaml: str = "") -> Path:
+    """A Garden project in a git repo: builds maps name -> {relative file: content}."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "project.garden.yml").write_text(f"""\
+apiVersion: garden.io/v1
+kind: Project
+name: farmtest
+defaultEnvironment: local
+environments:
+  - name: local
+providers:
+  - name: kubernetes
+    context: farm-local
+    buildMode: {mode}
+    deploymentRegistry:
+      hostname: 127.0.0.1
+      port: {registry_port}
+      namespace: {namespace}
+      insecure: true
+""")
+    for name, files in builds.items():
+        d = root / name
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "garden.yml").write_text(f"kind: Build\ntype: container\nname: {name}\n{extra_build_yaml}")
+        for rel, content in files.items():
+            (d / rel).parent.mkdir(parents=True, exist_ok=True)
+            (d / rel).write_text(content)
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
+    subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init"], cwd=root, check=True)
+    return root

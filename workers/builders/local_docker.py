@@ -1,0 +1,38 @@
+"""local-docker mode: `docker build` on the worker's engine, then `docker push` (Garden's local build)."""
+
+from __future__ import annotations
+
+import re
+
+from farm.jobs import BuildRequest
+from workers.builders.base import BuilderJob
+
+_DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
+
+
+def build_job(req: BuildRequest) -> BuilderJob:
+    """The `docker build` command for a request. The classic builder: this engine has no buildx."""
+    argv = ["docker", "build", "--file", req.dockerfile, "--tag", req.image]
+    for key, value in sorted(req.build_args.items()):
+        argv += ["--build-arg", key if value is None else f"{key}={value}"]
+    if req.target:
+        argv += ["--target", req.target]
+    if req.platform:
+        argv += ["--platform", req.platform]
+    argv += [*req.extra_flags, "."]
+    return BuilderJob(mode="local-docker", argv=tuple(argv), context_dir=req.context_dir,
+                      timeout=req.timeout, env=(("DOCKER_BUILDKIT", "0"),))
+
+
+def push_job(req: BuildRequest) -> BuilderJob:
+    """`docker push`: credentials come from DOCKER_CONFIG in the worker's environment, never argv."""
+    return BuilderJob(mode="local-docker", argv=("docker", "push", req.image), context_dir=req.context_dir,
+                      timeout=req.timeout)
+
+
+def pushed_digest(lines: list[str]) -> str | None:
+    """The manifest digest `docker push` reports on its last line."""
+    for line in reversed(lines):
+        if match := _DIGEST.search(line):
+            return match.group(1)
+    return None
