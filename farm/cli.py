@@ -191,6 +191,8 @@ def worker_argv(queues: str | None, platforms: tuple[str, ...], concurrency: int
             "-c", str(concurrency), "-n", f"farm-{os.getpid()}@%h", f"--loglevel={loglevel}"]
 
 
+LOCAL_QUEUES = ("build.linux-amd64", "build.linux-arm64", "build.linux-arm-v7")
+
 # -- farm stack ---------------------------------------------------------------------------------
 
 @cli.group()
@@ -216,9 +218,12 @@ def stack_up(state_dir: Path | None, extra: tuple[str, ...]) -> None:
     from farm.stack import DEFAULT_SERVICES
 
     st = _stack(state_dir)
-    st.up(list(DEFAULT_SERVICES) + list(extra))
+    st.up(list(DEFAULT_SERVICES) + [s for s in extra if s != "worker"])
+    if "worker" in extra:
+        _start_worker(st)
     for name, status in st.status().items():
         _err(f"{name:10} {status}")
+    _err(f"{'worker':10} {_worker_status(st)}")
     _err('Use it from a shell with: eval "$(farm stack env)"')
 
 
@@ -226,15 +231,48 @@ def stack_up(state_dir: Path | None, extra: tuple[str, ...]) -> None:
 @_state_opt
 def stack_down(state_dir: Path | None) -> None:
     """Stop what `farm stack up` started (by pid)."""
-    _stack(state_dir).down()
+    from farm.stack._process import ProcessRecord, stop
+
+    st = _stack(state_dir)
+    record = ProcessRecord.read(_worker_pidfile(st))
+    if record:
+        stop(record, timeout=60)  # warm shutdown: a running build finishes or is re-queued
+        _worker_pidfile(st).unlink(missing_ok=True)
+    st.down()
+
+
+def _worker_pidfile(st: Any) -> Path:
+    return st.paths.pids / "worker.pid"
+
+
+def _worker_status(st: Any) -> str:
+    from farm.stack._process import ProcessRecord
+
+    record = ProcessRecord.read(_worker_pidfile(st))
+    return f"running (pid {record.pid})" if record and record.alive() else "stopped"
+
+
+def _start_worker(st: Any) -> None:
+    """The local stack's one worker: consumes every platform queue so the demo works on one machine."""
+    from farm.stack._process import ProcessRecord, spawn
+
+    record = ProcessRecord.read(_worker_pidfile(st))
+    if record and record.alive():
+        return
+    queues = ",".join(LOCAL_QUEUES)
+    argv = worker_argv(queues, (), 2, "INFO")
+    record = spawn(argv, st.paths.logs / "worker.log", env={**os.environ, **st.env()})
+    record.write(_worker_pidfile(st))
 
 
 @stack.command("status")
 @_state_opt
 def stack_status(state_dir: Path | None) -> None:
     """Show each service of the stack."""
-    for name, status in _stack(state_dir).status().items():
+    st = _stack(state_dir)
+    for name, status in st.status().items():
         click.echo(f"{name:10} {status}")
+    click.echo(f"{'worker':10} {_worker_status(st)}")
 
 
 @stack.command("env")

@@ -1,0 +1,79 @@
+"""A producer-side stat cache, like git's index: skip re-hashing files whose stat is unchanged.
+
+It also remembers the last manifest uploaded to each store, so the next upload asks the store
+only about blobs that manifest did not have (a manifest in the store implies all its blobs are).
+Optional: without it every file is hashed and every blob is asked about.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .manifest import ContextManifest
+
+_FORMAT = 1
+# A file modified within this window before it was hashed may change again within the same
+# timestamp tick without its stat changing ("racy git"); such entries are not trusted later.
+_RACY_NS = 1_000_000_000
+
+
+def _key(st: os.stat_result) -> list[int]:
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode]
+
+
+class HashIndex:
+    """Digests keyed by (path, stat) for one context root, stored as a JSON file at `path`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._entries: dict[str, list[object]] = {}
+        self._uploads: dict[str, list[object]] = {}
+        self._now_ns = time.time_ns()
+        try:
+            doc = json.loads(self.path.read_bytes())
+            if isinstance(doc, dict) and doc.get("format") == _FORMAT:
+                self._entries = doc.get("entries", {})
+                self._uploads = doc.get("uploads", {})
+        except (OSError, ValueError):
+            pass  # a missing or damaged index only costs a re-hash
+
+    def lookup(self, rel: str, st: os.stat_result) -> str | None:
+        rec = self._entries.get(rel)
+        if rec is None or rec[:5] != _key(st):
+            return None
+        return rec[5] if isinstance(rec[5], str) else None
+
+    def record(self, rel: str, st: os.stat_result, sha: str, size_read: int) -> None:
+        if size_read != st.st_size or st.st_mtime_ns > self._now_ns - _RACY_NS:
+            self._entries.pop(rel, None)  # changed while read, or too fresh to trust
+            return
+        self._entries[rel] = [*_key(st), sha]
+
+    def known_blobs(self, store_url: str) -> tuple[str, frozenset[str]] | None:
+        """The last manifest digest uploaded to this store and its blob digests, if any."""
+        rec = self._uploads.get(store_url)
+        if not rec:
+            return None
+        return str(rec[0]), frozenset(str(b) for b in rec[1])  # type: ignore[union-attr]
+
+    def record_upload(self, store_url: str, manifest: ContextManifest) -> None:
+        self._uploads[store_url] = [manifest.digest, sorted(manifest.blobs)]
+
+    def save(self) -> None:
+        """Write atomically: a crash leaves the old index or the new one, never half of one."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        doc = {"format": _FORMAT, "entries": self._entries, "uploads": self._uploads}
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".index-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(json.dumps(doc, separators=(",", ":")).encode())
+            os.replace(tmp, self.path)
+        except BaseException:
+            os.unlink(tmp)
+            raise

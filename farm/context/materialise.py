@@ -1,0 +1,127 @@
+"""Worker side: turn a context digest into a build directory, from the local cache and the store."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from farm.errors import ContextError
+
+from .cache import BlobCache
+from .manifest import ContextManifest, ManifestEntry
+from .safety import Limits, check_digest, check_manifest
+from .store import ContextStore
+
+_MARKS = "materialised"  # under the cache root: which build directories are ours to clean
+
+
+def materialise(store: ContextStore, digest: str, dest_dir: Path, cache: BlobCache,
+                limits: Limits = Limits(), *, workers: int = 8) -> Path:
+    """Write context `digest` into `dest_dir` (the builder's input) and return its path.
+
+    The whole manifest is judged before anything is written; every blob is verified against its
+    digest; `dest_dir` must be empty or a directory this cache materialised before (then it is
+    cleaned). On failure `dest_dir` is left empty.
+    """
+    hex_digest = check_digest(digest)
+    data = store.get_manifest(hex_digest)
+    if hashlib.sha256(data).hexdigest() != hex_digest:
+        raise ContextError(f"context {digest}: the manifest in {store.url} is corrupt "
+                           "(its content does not match its digest)")
+    manifest = ContextManifest.from_json(data)
+    check_manifest(manifest, limits, name=digest)
+
+    dest = _prepare(Path(dest_dir), cache)
+    try:
+        _write(store, manifest, dest, cache, workers, digest)
+    except BaseException:
+        _empty(dest)
+        raise
+    cache.evict()
+    return dest
+
+
+def _mark(dest: Path, cache: BlobCache) -> Path:
+    return cache.root / _MARKS / hashlib.sha256(os.fsencode(dest)).hexdigest()
+
+
+def _prepare(dest_dir: Path, cache: BlobCache) -> Path:
+    dest = dest_dir.absolute()
+    if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
+        raise ContextError(f"{dest}: build directory exists and is not a directory; refusing to use it")
+    mark = _mark(dest, cache)
+    if dest.exists() and any(os.scandir(dest)):
+        if not mark.exists():
+            raise ContextError(f"{dest}: build directory is not empty and was not made by farm; "
+                               "refusing to overwrite it")
+        _empty(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    mark.parent.mkdir(parents=True, exist_ok=True)
+    mark.write_text(os.fsdecode(dest))
+    return dest
+
+
+def _empty(dest: Path) -> None:
+    for child in os.scandir(dest):
+        if child.is_dir(follow_symlinks=False):
+            shutil.rmtree(child.path)  # rmtree never follows symlinks
+        else:
+            os.unlink(child.path)
+
+
+def _write(store: ContextStore, manifest: ContextManifest, dest: Path, cache: BlobCache,
+           workers: int, digest: str) -> None:
+    files = [e for e in manifest.entries if not e.is_symlink]
+    blobs = manifest.blobs
+    fresh = {sha for sha in blobs if not cache.has(sha)}
+    cache.hits += len(blobs) - len(fresh)
+
+    def what(e: ManifestEntry) -> str:
+        return f"context {digest}: {e.path!r}"
+
+    def fetch(sha: str) -> None:
+        e = blobs[sha]
+        cache.fetch(store, sha, e.size, what(e))
+
+    def place(e: ManifestEntry) -> None:
+        assert e.sha256 is not None
+        target = os.path.join(dest, e.path)
+        for attempt in range(3):
+            if cache.place(e.sha256, target, e.mode, verify=attempt == 0 and e.sha256 not in fresh):
+                return
+            fetch(e.sha256)  # evicted by another worker, or the cached copy went bad
+        raise ContextError(f"{what(e)}: blob sha256:{e.sha256} could not be placed from the cache")
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        list(pool.map(fetch, sorted(fresh)))
+        for d in _dirs(manifest):
+            _os(lambda: _mkdir(os.path.join(dest, d)), f"context {digest}: {d!r}")
+        list(pool.map(lambda e: _os(lambda: place(e), what(e)), files))
+    # Symlinks last: no file is ever written after a link exists that a path could go through.
+    for e in manifest.entries:
+        if e.target is not None:
+            _os(lambda: os.symlink(e.target, os.path.join(dest, e.path)), what(e))
+
+
+def _mkdir(path: str) -> None:
+    os.mkdir(path)
+    os.chmod(path, 0o755)  # independent of the worker's umask: the image sees the same modes everywhere
+
+
+def _dirs(manifest: ContextManifest) -> list[str]:
+    out: set[str] = set()
+    for e in manifest.entries:
+        parts = e.path.split("/")
+        out.update("/".join(parts[:i]) for i in range(1, len(parts)))
+    return sorted(out, key=lambda d: (d.count("/"), d))
+
+
+def _os(action: Callable[[], object], what: str) -> None:
+    try:
+        action()
+    except OSError as exc:
+        raise ContextError(f"{what}: cannot write into the build directory: {exc.strerror}") from exc

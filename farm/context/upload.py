@@ -1,0 +1,75 @@
+"""Producer side: send the blobs the store lacks, concurrently, then the manifest."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from .index import HashIndex
+from .manifest import ContextManifest
+from .store import ContextStore
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class UploadStats:
+    """What `farm build --json` reports as `context`; `manifest_bytes` is sent on top of `uploaded_bytes`."""
+
+    digest: str
+    files: int
+    bytes: int
+    uploaded_files: int
+    uploaded_bytes: int
+    manifest_bytes: int = 0
+    skipped_files: int = 0  # blobs the store already had
+
+
+def upload_context(store: ContextStore, root: Path, manifest: ContextManifest,
+                   progress: Progress | None = None, workers: int = 8, *,
+                   index: HashIndex | None = None) -> UploadStats:
+    """Upload the blobs of `manifest` the store does not have, then the manifest itself.
+
+    The manifest goes last, so a reader that finds it finds a complete context. `progress` is called
+    with (bytes sent so far, bytes to send). With `index`, blobs of the manifest last uploaded to
+    this store (still present there) are not asked about again.
+    """
+    blobs = manifest.blobs
+    candidates = set(blobs)
+    if index is not None:
+        known = index.known_blobs(store.url)
+        if known is not None and store.has_manifest(known[0].removeprefix("sha256:")):
+            candidates -= known[1]
+    missing = sorted(store.missing(candidates)) if candidates else []
+    total = sum(blobs[sha].size for sha in missing)
+    done = 0
+    lock = threading.Lock()
+    if progress is not None:
+        progress(0, total)
+
+    def send(sha: str) -> int:
+        nonlocal done
+        n = store.put_blob(sha, Path(os.path.join(root, blobs[sha].path)))
+        if progress is not None:
+            with lock:
+                done += n
+                progress(done, total)
+        return n
+
+    if len(missing) > 1 and workers > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            sent = sum(pool.map(send, missing))
+    else:
+        sent = sum(send(sha) for sha in missing)
+
+    data = manifest.to_json()
+    store.put_manifest(manifest.digest.removeprefix("sha256:"), data)
+    if index is not None:
+        index.record_upload(store.url, manifest)
+    return UploadStats(digest=manifest.digest, files=len(manifest.entries), bytes=manifest.total_bytes,
+                       uploaded_files=len(missing), uploaded_bytes=sent, manifest_bytes=len(data),
+                       skipped_files=len(blobs) - len(missing))

@@ -1,0 +1,188 @@
+"""Read `kind: Build, type: container` actions from the project's garden.yml files."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from farm.errors import ConfigError
+from farm.garden import templates
+from farm.garden.loader import Doc, Path_, load_docs
+from farm.garden.models import BuildAction
+from farm.garden.validation import suggest, to_config_errors
+
+if TYPE_CHECKING:
+    from farm.garden.project import _Problems
+
+_NAME = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_ACTION_KINDS = ("Build", "Deploy", "Run", "Test")
+_IGNORED_KINDS = ("Deploy", "Run", "Test", "Module", "Workflow", "ConfigTemplate", "RenderTemplate",
+                  "Command", "Group", "Project")
+ACTION_KEYS = ("apiVersion", "kind", "type", "name", "description", "disabled", "environments",
+               "dependencies", "include", "exclude", "source", "timeout", "variables", "varfiles",
+               "version", "spec", "allowPublish", "buildAtSource", "copyFrom", "internal")
+
+
+def _on_error(doc: Doc) -> Any:
+    def make(exc: templates.TemplateError, path: Path_) -> ConfigError:
+        expr = f": ${{{exc.expression}}}" if exc.expression else ""
+        return doc.error(exc.message + expr, path)
+    return make
+
+
+def parse_dependency(dep: Any) -> tuple[str, str] | None:
+    """'build.base' / 'build:base' / {kind: Build, name: base} -> ('build', 'base')."""
+    if isinstance(dep, dict) and isinstance(dep.get("kind"), str) and isinstance(dep.get("name"), str):
+        return dep["kind"].lower(), dep["name"]
+    if isinstance(dep, str):
+        for sep in (".", ":"):
+            kind, found, name = dep.partition(sep)
+            if found and kind.lower() in ("build", "deploy", "run", "test") and name:
+                return kind.lower(), name
+    return None
+
+
+def _source_dir(doc: Doc, raw: dict[str, Any], root: Path) -> Path:
+    base = doc.file.parent
+    source = raw.get("source")
+    if source is None:
+        return base
+    if not isinstance(source, dict):
+        raise doc.error("must be a mapping with a path", ("source",))
+    if "repository" in source:
+        raise doc.error("remote sources (source.repository) are not supported by the farm; "
+                        "check the repository out and use source.path", ("source", "repository"))
+    path = source.get("path")
+    if path is None:
+        return base
+    if not isinstance(path, str) or path.startswith("/"):
+        raise doc.error("must be a relative POSIX path", ("source", "path"))
+    target = (base / path).resolve()
+    if not target.is_dir():
+        raise doc.error(f"directory {target} does not exist", ("source", "path"))
+    if target != root and root not in target.parents:
+        raise doc.error("must stay inside the project", ("source", "path"))
+    return target
+
+
+def _one_build(doc: Doc, raw: dict[str, Any], root: Path, env_name: str,
+               ctx: dict[str, Any]) -> BuildAction | None:
+    envs = raw.get("environments")
+    if envs is not None:
+        if not isinstance(envs, list):
+            raise doc.error("must be a list of environment names", ("environments",))
+        if env_name not in envs:
+            return None
+    for key in raw:
+        if key not in ACTION_KEYS:
+            raise doc.error(f"unknown field '{key}'" + suggest(str(key), ACTION_KEYS), (str(key),))
+    action_vars = raw.get("variables") or {}
+    if not isinstance(action_vars, dict):
+        raise doc.error("must be a mapping", ("variables",))
+    name = raw.get("name")
+    local = dict(ctx)
+    local["this"] = {"name": name, "mode": "default"}
+    action_vars = templates.resolve(action_vars, local, _on_error(doc), ("variables",))
+    merged = {**ctx.get("var", {}), **action_vars}
+    local["var"] = local["variables"] = merged
+    resolved = templates.resolve(raw, local, _on_error(doc))
+    if resolved.get("disabled") is True:
+        return None
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise doc.error("a Build needs a name of lowercase letters, digits and dashes", ("name",))
+
+    deps: list[str] = []
+    for i, dep in enumerate(resolved.get("dependencies") or []):
+        parsed = parse_dependency(dep)
+        if parsed is None:
+            raise doc.error(f"dependency {dep!r} must look like build.<name>", ("dependencies", i))
+        if parsed[0] == "build" and parsed[1] not in deps:
+            deps.append(parsed[1])
+    for item in resolved.get("copyFrom") or []:
+        if isinstance(item, dict) and isinstance(item.get("build"), str) and item["build"] not in deps:
+            deps.append(item["build"])  # Garden adds copyFrom sources as dependencies
+
+    fields = {k: v for k, v in resolved.items()
+              if k not in ("kind", "apiVersion", "environments", "source", "varfiles", "internal",
+                           "dependencies", "disabled")}
+    fields.update(configFile=doc.file, sourceDir=_source_dir(doc, resolved, root), dependencies=deps,
+                  rawConfig=resolved)
+    try:
+        return BuildAction.model_validate(fields)
+    except ValidationError as exc:
+        errors = to_config_errors(exc, doc, (), BuildAction)
+        raise errors[0] from None
+
+
+def load_builds(files: list[Path], root: Path, env_name: str, ctx: dict[str, Any],
+                problems: _Problems) -> dict[str, BuildAction]:
+    builds: dict[str, BuildAction] = {}
+    where: dict[str, tuple[Doc, int | None]] = {}
+    for file in files:
+        try:
+            docs = load_docs(file)
+        except ConfigError as exc:
+            problems.add(exc)
+            continue
+        for doc in docs:
+            raw = doc.data
+            if raw is None:
+                continue
+            if not isinstance(raw, dict):
+                problems.add(doc.error("a config document must be a mapping"))
+                continue
+            kind = raw.get("kind")
+            if kind in _IGNORED_KINDS:
+                continue
+            if kind != "Build":
+                problems.add(doc.error(f"unknown kind {kind!r}" + suggest(str(kind), _ACTION_KINDS),
+                                       ("kind",)))
+                continue
+            if raw.get("type") != "container":
+                continue  # other Build types (exec, jib-container ...) are not the farm's business
+            try:
+                build = _one_build(doc, raw, root, env_name, ctx)
+            except ConfigError as exc:
+                problems.add(exc)
+                continue
+            if build is None:
+                continue
+            if build.name in builds:
+                first = where[build.name]
+                problems.add(doc.error(f"Build '{build.name}' is also defined in {first[0].file}:{first[1]}",
+                                       ("name",)))
+                continue
+            builds[build.name] = build
+            where[build.name] = (doc, doc.line_of(("name",)))
+    for name, build in builds.items():
+        doc, _ = where[name]
+        for i, dep in enumerate(build.dependencies):
+            if dep not in builds:
+                problems.add(doc.error(f"depends on Build '{dep}', which is not defined"
+                                       + suggest(dep, builds), ("dependencies", i)))
+    _check_cycles(builds, where, problems)
+    return builds
+
+
+def _check_cycles(builds: dict[str, BuildAction], where: dict[str, tuple[Doc, int | None]],
+                  problems: _Problems) -> None:
+    state: dict[str, int] = {}
+
+    def visit(name: str, trail: list[str]) -> None:
+        state[name] = 1
+        for dep in builds[name].dependencies:
+            if dep not in builds:
+                continue
+            if state.get(dep) == 1:
+                cycle = " -> ".join(trail[trail.index(dep):] + [dep]) if dep in trail else dep
+                problems.add(where[name][0].error(f"dependency cycle: {cycle}", ("dependencies",)))
+            elif dep not in state:
+                visit(dep, trail + [dep])
+        state[name] = 2
+
+    for name in builds:
+        if name not in state:
+            visit(name, [name])

@@ -1,0 +1,301 @@
+"""Pydantic models of the Garden config the farm reads: the kubernetes provider and container Builds.
+
+snake_case attributes, Garden's camelCase names as aliases; defaults are Garden's (GARDEN-SPEC §1).
+Models are frozen values; unknown keys are errors where Garden's schema forbids them.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+BuildMode = Literal["local-docker", "kaniko", "cluster-buildkit"]
+BUILD_MODES: tuple[str, ...] = ("local-docker", "kaniko", "cluster-buildkit")
+DEFAULT_KANIKO_IMAGE = (
+    "gcr.io/kaniko-project/executor:v1.11.0-debug"
+    "@sha256:32ba2214921892c2fa7b5f9c4ae6f8f026538ce6b2105a93a36a8b5ee50fe517")
+DEFAULT_BUILD_TIMEOUT = 600
+StringMap = dict[str, str]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid",
+                              frozen=True)
+
+
+class RegistryConfig(Model):
+    hostname: str
+    port: int | None = None
+    namespace: str | None = None
+    insecure: bool = False
+
+    @field_validator("namespace", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("hostname")
+    @classmethod
+    def _hostname(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("hostname must not be empty")
+        return value
+
+    @property
+    def host(self) -> str:
+        """`hostname[:port]`, the part image names start with."""
+        return f"{self.hostname}:{self.port}" if self.port else self.hostname
+
+
+class SecretRef(Model):
+    name: str
+    namespace: str = "default"
+
+
+class Toleration(Model):
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    key: str | None = None
+    operator: Literal["Exists", "Equal"] = "Equal"
+    value: str | None = None
+    toleration_seconds: str | None = None  # Garden types it as a string
+
+    @field_validator("toleration_seconds", "value", mode="before")
+    @classmethod
+    def _number_as_string(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _cpu_quantity(millicpu: int) -> str:
+    return str(millicpu // 1000) if millicpu % 1000 == 0 else f"{millicpu}m"
+
+
+def _memory_quantity(megabytes: int) -> str:
+    kb = megabytes * 1024
+    for unit, size in (("Ei", 1024 ** 5), ("Pi", 1024 ** 4), ("Ti", 1024 ** 3), ("Gi", 1024 ** 2),
+                       ("Mi", 1024)):
+        if kb >= size and kb % size == 0:
+            return f"{kb // size}{unit}"
+    return f"{kb}Ki"
+
+
+class ResourceConfig(Model):
+    """millicpu / MB, as Garden takes them; `quantities()` gives the Kubernetes strings."""
+
+    cpu: int
+    memory: int
+    ephemeral_storage: int | None = None
+
+    def quantities(self) -> dict[str, str]:
+        out = {"cpu": _cpu_quantity(self.cpu), "memory": _memory_quantity(self.memory)}
+        if self.ephemeral_storage is not None:
+            out["ephemeral-storage"] = _memory_quantity(self.ephemeral_storage)
+        return out
+
+
+def _resources(limits: tuple[int, int], requests: tuple[int, int]) -> type[Model]:
+    class Limits(ResourceConfig):
+        cpu: int = limits[0]
+        memory: int = limits[1]
+
+    class Requests(ResourceConfig):
+        cpu: int = requests[0]
+        memory: int = requests[1]
+
+    class Spec(Model):
+        limits: Limits = Field(default_factory=Limits)
+        requests: Requests = Field(default_factory=Requests)
+
+    return Spec
+
+
+BuilderResources = _resources((4000, 8192), (100, 512))
+UtilResources = _resources((256, 512), (256, 512))
+SyncResources = _resources((500, 512), (100, 90))
+
+
+class Resources(Model):
+    builder: BuilderResources = Field(default_factory=BuilderResources)  # type: ignore[valid-type]
+    util: UtilResources = Field(default_factory=UtilResources)  # type: ignore[valid-type]
+    sync: SyncResources = Field(default_factory=SyncResources)  # type: ignore[valid-type]
+
+
+class CacheConfig(Model):
+    type: Literal["registry"]
+    registry: RegistryConfig | None = None
+    mode: Literal["auto", "min", "max", "inline"] = "auto"
+    tag: str = "_buildcache"
+    export: bool = True
+
+
+def _default_cache() -> list[CacheConfig]:
+    return [CacheConfig(type="registry")]
+
+
+class ClusterBuildkitConfig(Model):
+    cache: list[CacheConfig] = Field(default_factory=_default_cache)
+    rootless: bool = False
+    node_selector: StringMap = Field(default_factory=dict)
+    tolerations: list[Toleration] = Field(default_factory=list)
+    annotations: StringMap | None = None
+    service_account_annotations: StringMap | None = None
+
+
+class KanikoUtilConfig(Model):
+    tolerations: list[Toleration] | None = None
+    annotations: StringMap | None = None
+    node_selector: StringMap | None = None
+
+
+class KanikoConfig(Model):
+    image: str = DEFAULT_KANIKO_IMAGE
+    extra_flags: list[str] | None = None
+    namespace: str | None = None
+    node_selector: StringMap | None = None
+    tolerations: list[Toleration] = Field(default_factory=list)
+    annotations: StringMap | None = None
+    service_account_annotations: StringMap | None = None
+    util: KanikoUtilConfig | None = None
+
+
+class JibConfig(Model):
+    push_via_cluster: bool = False
+
+
+class NamespaceConfig(Model):
+    name: str
+    annotations: StringMap | None = None
+    labels: StringMap | None = None
+
+
+class KubernetesProvider(Model):
+    """The `kubernetes` (or `local-kubernetes`) provider; builder fields typed, the rest kept loosely."""
+
+    name: str = "kubernetes"
+    environments: list[str] | None = None
+    dependencies: list[str] = Field(default_factory=list)
+    build_mode: BuildMode = "local-docker"
+    context: str | None = None  # Garden requires it for deploys; the farm does not need it to build
+    kubeconfig: str | None = None
+    kubectl_path: str | None = None
+    namespace: NamespaceConfig | None = None
+    deployment_registry: RegistryConfig | None = None
+    image_pull_secrets: list[SecretRef] = Field(default_factory=list)
+    copy_secrets: list[SecretRef] = Field(default_factory=list)
+    resources: Resources = Field(default_factory=Resources)
+    cluster_buildkit: ClusterBuildkitConfig = Field(default_factory=ClusterBuildkitConfig)
+    kaniko: KanikoConfig = Field(default_factory=KanikoConfig)
+    jib: JibConfig | None = None
+    util_image_registry_domain: str = "docker.io"
+    # Read and ignored: deploy-side fields of the same provider.
+    default_hostname: str | None = None
+    deployment_strategy: Literal["rolling", "blue-green"] = "rolling"
+    sync: dict[str, Any] | None = None
+    dev_mode: dict[str, Any] | None = None
+    force_ssl: bool = False
+    garden_system_namespace: str = "garden-system"
+    tls_certificates: list[dict[str, Any]] = Field(default_factory=list)
+    cert_manager: dict[str, Any] | None = None
+    system_node_selector: StringMap = Field(default_factory=dict)
+    ingress_class: str | None = None
+    ingress_http_port: int = 80
+    ingress_https_port: int = 443
+    setup_ingress_controller: str | bool | None = False
+    cluster_type: str | None = None
+    storage: dict[str, Any] | None = None
+    system_services: list[str] = Field(default_factory=list, alias="_systemServices")
+
+    @field_validator("namespace", mode="before")
+    @classmethod
+    def _namespace_shorthand(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @field_validator("util_image_registry_domain")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def in_cluster(self) -> bool:
+        return self.build_mode != "local-docker"
+
+
+PROVIDER_KEYS: frozenset[str] = frozenset(
+    (f.alias or n) for n, f in KubernetesProvider.model_fields.items())
+
+
+class CopyFrom(Model):
+    build: str
+    source_path: str
+    target_path: str = ""
+
+
+class VersionConfig(Model):
+    exclude_files: list[str] = Field(default_factory=list)
+    exclude_values: list[str] = Field(default_factory=list)
+    exclude_fields: list[list[str | int] | str] = Field(default_factory=list)
+    exclude_dependencies: list[Any] = Field(default_factory=list)
+
+
+_SECRET_KEY = re.compile(r"^[a-zA-Z0-9._-]+$")
+_PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")
+BuildArgValue = str | int | float | bool | None
+
+
+class BuildSpec(Model):
+    dockerfile: str = "Dockerfile"
+    build_args: dict[str, BuildArgValue] = Field(default_factory=dict)
+    extra_flags: list[str] | None = None
+    platforms: list[str] = Field(default_factory=list)
+    secrets: dict[str, str] = Field(default_factory=dict)
+    target_stage: str | None = None
+    local_id: str | None = None
+    publish_id: str | None = None
+
+    @field_validator("secrets")
+    @classmethod
+    def _secret_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not _SECRET_KEY.match(key):
+                raise ValueError(f"secret id {key!r} must match {_SECRET_KEY.pattern}")
+        return value
+
+    @field_validator("platforms")
+    @classmethod
+    def _platforms(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not _PLATFORM.match(item):
+                raise ValueError(f"platform {item!r} must look like os/arch, e.g. linux/amd64")
+        return value
+
+    @field_validator("dockerfile")
+    @classmethod
+    def _dockerfile(cls, value: str) -> str:
+        if value.startswith("/") or ".." in value.split("/"):
+            raise ValueError("dockerfile must be a relative path inside the build context")
+        return value
+
+
+class BuildAction(Model):
+    """A `kind: Build, type: container` action, templates resolved, paths absolute."""
+
+    name: str
+    type: Literal["container"] = "container"
+    config_file: Path
+    source_dir: Path
+    dependencies: list[str] = Field(default_factory=list)
+    include: list[str] | None = None
+    exclude: list[str] | None = None
+    timeout: int = Field(default=DEFAULT_BUILD_TIMEOUT, ge=1)
+    allow_publish: bool = True
+    build_at_source: bool = False
+    copy_from: list[CopyFrom] = Field(default_factory=list)
+    version_config: VersionConfig = Field(default_factory=VersionConfig, alias="version")
+    spec: BuildSpec = Field(default_factory=BuildSpec)
+    description: str | None = None
+    variables: dict[str, Any] = Field(default_factory=dict)
+    # The resolved config as written, for the config hash (GARDEN-SPEC §2.2).
+    raw_config: dict[str, Any] = Field(default_factory=dict, exclude=True, repr=False)

@@ -1,0 +1,115 @@
+"""How images are named (GARDEN-SPEC §2.1) and which build args a build gets (§4.4). Pure functions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from farm.garden.models import BuildAction, KubernetesProvider, RegistryConfig
+
+
+@dataclass(frozen=True)
+class ImageOutputs:
+    local_image_name: str
+    local_image_id: str
+    deployment_image_name: str
+    deployment_image_id: str
+    deployment_image_tag: str
+
+    def as_garden_outputs(self) -> dict[str, str]:
+        """Garden's output keys, camelCase plus the kebab-case aliases it keeps."""
+        camel = {"localImageName": self.local_image_name, "localImageId": self.local_image_id,
+                 "deploymentImageName": self.deployment_image_name,
+                 "deploymentImageId": self.deployment_image_id,
+                 "deploymentImageTag": self.deployment_image_tag}
+        kebab = {"local-image-name": self.local_image_name, "local-image-id": self.local_image_id,
+                 "deployment-image-name": self.deployment_image_name,
+                 "deployment-image-id": self.deployment_image_id,
+                 "deployment-image-tag": self.deployment_image_tag}
+        return {**camel, **kebab}
+
+
+@dataclass(frozen=True)
+class ImageId:
+    host: str | None
+    namespace: str | None
+    repository: str
+    tag: str
+
+    def name(self) -> str:
+        return "/".join(p for p in (self.host, self.namespace, self.repository) if p)
+
+
+def parse_image_id(image_id: str) -> ImageId:
+    """Garden's parsing: tag after the last ':' (not inside the host), then 1/2/3/>3 path parts."""
+    name, tag = image_id, "latest"
+    if "@" in name:
+        name = name.split("@", 1)[0]
+    head, sep, last = name.rpartition(":")
+    if sep and "/" not in last:
+        name, tag = head, last
+    parts = name.split("/")
+    if len(parts) == 1:
+        return ImageId(None, None, parts[0], tag)
+    if len(parts) == 2:
+        return ImageId(None, parts[0], parts[1], tag)
+    if len(parts) == 3:
+        return ImageId(parts[0], parts[1], parts[2], tag)
+    return ImageId(parts[0], "/".join(parts[1:-1]), parts[-1], tag)
+
+
+def local_image_name(build: BuildAction) -> str:
+    """`localId` without its tag (it is always replaced by the version), else the action name."""
+    if build.spec.local_id:
+        return parse_image_id(build.spec.local_id).name()
+    return build.name
+
+
+def registry_image_name(registry: RegistryConfig, repository: str) -> str:
+    """`host[:port]/namespace/repository`, the namespace segment left out when unset."""
+    return "/".join(p for p in (registry.host, registry.namespace, repository) if p)
+
+
+def image_outputs(build: BuildAction, provider: KubernetesProvider | None,
+                  version_string: str) -> ImageOutputs:
+    local_name = local_image_name(build)
+    registry = provider.deployment_registry if provider is not None else None
+    if registry is None:
+        deployment_name = local_name
+    else:
+        # Only the last path segment of localId is kept: its org/host belong to another registry.
+        deployment_name = registry_image_name(registry, local_name.rsplit("/", 1)[-1])
+    return ImageOutputs(
+        local_image_name=local_name,
+        local_image_id=f"{local_name}:{version_string}",
+        deployment_image_name=deployment_name,
+        deployment_image_id=f"{deployment_name}:{version_string}",
+        deployment_image_tag=version_string,
+    )
+
+
+def build_args(build: BuildAction, version_string: str) -> dict[str, str | None]:
+    """GARDEN_MODULE_VERSION / GARDEN_ACTION_VERSION then the user's args (which win).
+
+    "" drops the arg; None (YAML null) passes the bare KEY so the builder reads it from its env.
+    """
+    merged: dict[str, object] = {"GARDEN_MODULE_VERSION": version_string,
+                                 "GARDEN_ACTION_VERSION": version_string, **build.spec.build_args}
+    out: dict[str, str | None] = {}
+    for key, value in merged.items():
+        if value == "" and isinstance(value, str):
+            continue
+        out[key] = None if value is None else _arg_string(value)
+    return out
+
+
+def _arg_string(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def build_arg_flags(args: dict[str, str | None]) -> list[str]:
+    """`KEY=VALUE` (or bare `KEY`) strings in order, for any builder's build-arg flag."""
+    return [key if value is None else f"{key}={value}" for key, value in args.items()]

@@ -1,0 +1,272 @@
+"""A Build's context files and its version, computed as Garden does (GARDEN-SPEC §2.2–2.3).
+
+    version = "v-" + sha256(configVersion . contentHash . dep1 . v1 ...)[:10]
+
+Files come from one git listing of the project; unmodified tracked files reuse git's index blob
+ids, everything else is hashed here exactly like `git hash-object` (sha1 of "blob <size>\\0" + data).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from farm.errors import ConfigError
+from farm.garden.files import Listing, list_files, match_any
+from farm.garden.models import BuildAction
+from farm.garden.project import Project
+
+NO_FILES_HASH = "0000000000"
+EXCLUDED_MARK = "!!!GARDEN-EXCLUDED!!!"
+_CONFIG_DROP = ("internal", "source", "include", "exclude", "description", "disabled", "variables",
+                "varfiles", "version")
+_ROOT_EXCLUDES = (".git", ".gitmodules", ".garden/**/*", "debug-info*/**")
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class BuildVersion:
+    version_string: str          # "v-" + 10 hex: the image tag
+    version_full: str            # "v-" + 64 hex
+    content_hash: str            # 10 hex
+    config_version: str          # "v-" + 10 hex
+    files: tuple[str, ...]       # context files, relative to build.source_dir
+    skipped_symlinks: tuple[str, ...] = ()
+    dependencies: tuple[tuple[str, str], ...] = ()  # (build.<name>, version_string)
+
+
+def git_blob_hash(data: bytes) -> str:
+    """What `git hash-object` prints for these bytes."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def hash_file(path: Path) -> str:
+    """git blob id of a file (its link text for a symlink), reading it once in chunks."""
+    if path.is_symlink():
+        return git_blob_hash(os.fsencode(os.readlink(path)))
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        digest = hashlib.sha1(b"blob %d\0" % size)
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _stable_json(value: Any) -> str:
+    return json.dumps(_normalise(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _normalise(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # JSON.stringify(1.0) is "1"
+    if isinstance(value, dict):
+        return {str(k): _normalise(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_normalise(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _exclude_fields(config: Any, path: list[str | int]) -> None:
+    if not path or not isinstance(config, (dict, list)):
+        return
+    head, rest = path[0], path[1:]
+    if isinstance(config, dict):
+        keys = list(config) if head == "*" else [k for k in config if str(k) == str(head)]
+        for key in keys:
+            if rest:
+                _exclude_fields(config[key], rest)
+            else:
+                del config[key]
+    else:
+        indexes = range(len(config)) if head == "*" else [int(head)] if str(head).isdigit() else []
+        for i in sorted(indexes, reverse=True):
+            if i < len(config):
+                if rest:
+                    _exclude_fields(config[i], rest)
+                else:
+                    del config[i]
+
+
+def _exclude_values(value: Any, patterns: list[re.Pattern[str]]) -> Any:
+    if isinstance(value, str):
+        for rx in patterns:
+            value = rx.sub(EXCLUDED_MARK, value)
+        return value
+    if isinstance(value, dict):
+        return {k: _exclude_values(v, patterns) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_exclude_values(v, patterns) for v in value]
+    return value
+
+
+def config_version(build: BuildAction) -> str:
+    """Hash of the action config minus the keys Garden leaves out, after excludeFields/excludeValues."""
+    config = json.loads(_stable_json({k: v for k, v in build.raw_config.items() if k not in _CONFIG_DROP}))
+    for field in build.version_config.exclude_fields:
+        _exclude_fields(config, field.split(".") if isinstance(field, str) else list(field))
+    patterns = []
+    for pattern in build.version_config.exclude_values:
+        try:
+            patterns.append(re.compile(pattern))
+        except re.error as exc:
+            raise ConfigError(f"version.excludeValues: bad regex {pattern!r}: {exc}",
+                              file=str(build.config_file)) from None
+    if patterns:
+        config = _exclude_values(config, patterns)
+    return "v-" + hashlib.sha256(_stable_json(config).encode()).hexdigest()[:10]
+
+
+def _safe_link(path: Path, boundary: Path) -> bool:
+    target = os.readlink(path)
+    if os.path.isabs(target):
+        return False
+    resolved = Path(os.path.normpath(path.parent / target))
+    return resolved == boundary or boundary in resolved.parents
+
+
+@dataclass(frozen=True)
+class _Context:
+    files: tuple[str, ...]
+    hashed: tuple[str, ...]     # project-relative paths that enter the content hash
+    skipped: tuple[str, ...]
+
+
+def _select(build: BuildAction, project: Project, listing: Listing) -> _Context:
+    root = project.root
+    try:
+        prefix = build.source_dir.relative_to(root).as_posix()
+    except ValueError:
+        raise ConfigError("the Build's source directory is outside the project",
+                          file=str(build.config_file), field="source.path") from None
+    prefix = "" if prefix == "." else prefix
+    config_rel = build.config_file.relative_to(root).as_posix() if build.config_file.is_relative_to(
+        root) else ""
+    include = build.include
+    if include is not None and any(p in ("**/*", "**") for p in include):
+        include = None  # Garden treats "everything" as no include
+    excludes = list(build.exclude or [])
+    at_root = prefix == "" and include is None
+    files, hashed, skipped = [], [], []
+    for path in listing.files:
+        if prefix:
+            if not path.startswith(prefix + "/"):
+                continue
+            rel = path[len(prefix) + 1:]
+        else:
+            rel = path
+        if path == config_rel:
+            continue
+        if rel == ".garden" or rel.startswith(".garden/") or "/.garden/" in f"/{rel}":
+            continue
+        if at_root and match_any(rel, _ROOT_EXCLUDES):
+            continue
+        if include is not None and not match_any(rel, include):
+            continue
+        if excludes and match_any(rel, excludes):
+            continue
+        full = root / path
+        if listing.modes.get(path) == "160000":
+            continue  # a submodule's own files are listed by its own repo (not recursed yet)
+        if os.path.islink(full) and not _safe_link(full, root):
+            skipped.append(rel)
+            continue
+        files.append(rel)
+        if not build.version_config.exclude_files or not match_any(rel, build.version_config.exclude_files):
+            hashed.append(path)
+    return _Context(tuple(files), tuple(hashed), tuple(skipped))
+
+
+def _hashes(paths: list[str], root: Path, listing: Listing) -> dict[str, str]:
+    out: dict[str, str] = {}
+    todo: list[str] = []
+    for path in paths:
+        sha = listing.index_hash.get(path)
+        if sha is not None:
+            out[path] = sha
+        else:
+            todo.append(path)
+    if todo:
+        # hashlib releases the GIL on large buffers, so threads overlap reading and hashing.
+        with ThreadPoolExecutor(max_workers=min(8, len(todo))) as pool:
+            for path, sha in zip(todo, pool.map(lambda p: _try_hash(root / p), todo)):
+                if sha is not None:
+                    out[path] = sha
+    return out
+
+
+def _try_hash(path: Path) -> str | None:
+    try:
+        return hash_file(path)
+    except FileNotFoundError:
+        return None  # deleted since listing
+    except IsADirectoryError:
+        return None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+
+
+def content_hash(entries: list[tuple[str, str]]) -> str:
+    """entries: (path relative to the config dir, blob id), hashed in path order."""
+    joined = ".".join(f"{p}-{h}" for p, h in sorted(entries))
+    return hashlib.sha256(joined.encode()).hexdigest()[:10]
+
+
+def compute_versions(project: Project, listing: Listing | None = None) -> dict[str, BuildVersion]:
+    """Versions of every Build in dependency order, from one listing of the project's files."""
+    builds = project.builds
+    needs_files = any(b.include != [] for b in builds.values())
+    if listing is None and needs_files:
+        listing = list_files(project.root, project.dot_ignore_file)
+    contexts: dict[str, _Context] = {}
+    all_hashed: set[str] = set()
+    for name, build in builds.items():
+        if build.include == []:
+            contexts[name] = _Context((), (), ())
+            continue
+        assert listing is not None
+        contexts[name] = _select(build, project, listing)
+        all_hashed.update(contexts[name].hashed)
+    blob = _hashes(sorted(all_hashed), project.root, listing) if listing else {}
+
+    versions: dict[str, BuildVersion] = {}
+
+    def version_of(name: str, trail: tuple[str, ...]) -> BuildVersion:
+        if name in versions:
+            return versions[name]
+        if name in trail:
+            raise ConfigError(f"dependency cycle: {' -> '.join(trail + (name,))}")
+        build = builds[name]
+        ctx = contexts[name]
+        if build.include == []:
+            chash = NO_FILES_HASH
+        else:
+            config_dir = build.config_file.parent
+            entries = []
+            for path in ctx.hashed:
+                if path in blob:
+                    rel = os.path.relpath(project.root / path, config_dir).replace(os.sep, "/")
+                    entries.append((rel, blob[path]))
+            chash = content_hash(entries)
+        excluded = {str(d).split(".", 1)[-1] if isinstance(d, str) else d.get("name")
+                    for d in build.version_config.exclude_dependencies}
+        deps = tuple(sorted((f"build.{d}", version_of(d, trail + (name,)).version_string)
+                            for d in build.dependencies if d in builds and d not in excluded))
+        cver = config_version(build)
+        parts = [cver, chash] + [x for pair in deps for x in pair]
+        full = hashlib.sha256(".".join(parts).encode()).hexdigest()
+        versions[name] = BuildVersion(version_string="v-" + full[:10], version_full="v-" + full,
+                                      content_hash=chash, config_version=cver, files=ctx.files,
+                                      skipped_symlinks=ctx.skipped, dependencies=deps)
+        return versions[name]
+
+    for name in builds:
+        version_of(name, ())
+    return versions

@@ -1,0 +1,85 @@
+"""A real build, end to end: a real worker process on the real Redis builds with the real engine
+and pushes to the real registry (integration: redis, docker-registry, dockerd, celery worker)."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from farm import build as flow
+from farm.broker import producer_app, redis_client
+from farm.garden import load_project
+from farm.jobs import JobStore
+from farm.registry import RegistryClient, load_credentials, parse_reference
+from farm.settings import get_settings
+from farm.version import compute_versions
+from tests.conftest import write_project
+
+pytestmark = pytest.mark.integration
+
+
+def _run(project_dir: Path, names: list[str] = []) -> tuple[list[flow.PlannedBuild], dict]:
+    settings = get_settings()
+    project = load_project(project_dir)
+    waves = flow.plan(project, compute_versions(project), names)
+    app, jobs = producer_app(settings), JobStore(redis_client(settings))
+    results = {}
+    for wave in waves:
+        reqs = [r for b in wave if not flow.check_status(b, settings) for r in flow.requests_for(project, b)]
+        for r in reqs:
+            flow.enqueue(app, jobs, r)
+        results.update({res.build: res for res in flow.wait(app, jobs, reqs, lambda req, line: None).values()})
+    return [b for w in waves for b in w], results
+
+
+def test_builds_pushes_and_then_answers_from_the_registry(worker: object, tmp_path: Path) -> None:
+    token = uuid.uuid4().hex
+    root = write_project(tmp_path / "p", {"api": {
+        "Dockerfile": "FROM scratch\nARG GARDEN_ACTION_VERSION\nLABEL v=$GARDEN_ACTION_VERSION\nCOPY data.txt /data.txt\n",
+        "data.txt": token}})
+    planned, results = _run(root)
+    res = results["api"]
+    assert res.status == "built", res.error
+    assert res.digest and res.digest.startswith("sha256:")
+    assert res.image == planned[0].outputs.deployment_image_id
+    assert res.image.startswith("127.0.0.1:5050/farmtest/api:v-")
+
+    # The registry serves exactly the manifest the worker pushed.
+    settings = get_settings()
+    ref = parse_reference(res.image)
+    with RegistryClient(ref.host, load_credentials(settings.docker_config, ref.host), insecure=True) as reg:
+        info = reg.head_manifest(ref.repository, ref.ref)
+    assert info is not None and info.digest == res.digest
+
+    # Second submit: answered by the status check, nothing enqueued.
+    jobs_before = set(redis_client(settings).scan_iter("farm:job:*"))
+    _, again = _run(root)
+    assert again == {}
+    assert flow.check_status(planned[0], settings) == res.digest
+    assert set(redis_client(settings).scan_iter("farm:job:*")) == jobs_before
+
+
+def test_failing_dockerfile_gives_a_failed_result_with_the_log(worker: object, tmp_path: Path) -> None:
+    root = write_project(tmp_path / "p", {"bad": {
+        "Dockerfile": f"FROM scratch\nLABEL t={uuid.uuid4().hex}\nCOPY does-not-exist.txt /x\n"}})
+    _, results = _run(root)
+    res = results["bad"]
+    assert res.status == "failed"
+    assert "exit" in (res.error or "")
+    assert any("does-not-exist.txt" in line for line in res.log_tail)
+    record = JobStore(redis_client(get_settings())).get(res.job_id or "")
+    assert record["status"] == "failed" and record["error"]
+
+
+def test_dependency_is_built_before_its_dependant(worker: object, tmp_path: Path) -> None:
+    token = uuid.uuid4().hex
+    root = write_project(tmp_path / "p", {
+        "base": {"Dockerfile": f"FROM scratch\nCOPY f /f\n", "f": token},
+        "app": {"Dockerfile": "ARG BASE\nFROM scratch\nCOPY g /g\n", "g": token}})
+    (root / "app" / "garden.yml").write_text("kind: Build\ntype: container\nname: app\ndependencies: [build.base]\n")
+    planned, results = _run(root, ["app"])
+    assert [b.name for b in planned] == ["base", "app"]
+    assert results["base"].status == results["app"].status == "built"
+    assert float(results["base"].timings["total_s"]) >= 0

@@ -1,0 +1,212 @@
+"""GARDEN-SPEC §4.2/§4.4/§9: the buildctl command line as data, and buildctl failure mapping."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from farm.errors import ConfigError, PermanentBuildError, TransientBuildError
+from workers.builders.buildkit_cache import CacheConfig
+from workers.builders.cluster_buildkit import (
+    BuildSpec,
+    ClusterBuildkitSettings,
+    buildctl_job,
+    docker_build_args,
+    run_buildctl,
+    secret_env_names,
+    secret_environment,
+)
+
+REG = "ghcr.io/namespace"
+
+
+def job(**overrides):  # type: ignore[no-untyped-def]
+    params = dict(
+        settings=ClusterBuildkitSettings(),
+        spec=BuildSpec(),
+        platforms=(),
+        deployment_image_id=f"{REG}/api:v-0123456789",
+        deployment_image_name=f"{REG}/api",
+        local_image_name="api",
+        build_args={},
+        secrets={},
+        context_dir="/ctx/api",
+        timeout=600,
+        insecure=False,
+    )
+    params.update(overrides)
+    settings, spec = params.pop("settings"), params.pop("spec")
+    return buildctl_job(settings, spec, **params)
+
+
+def test_full_command_in_gardens_order() -> None:
+    j = job(
+        spec=BuildSpec(dockerfile="docker/Dockerfile.prod", target_stage="runtime",
+                       extra_flags=("--progress=plain", "--no-cache")),
+        platforms=["linux/amd64", "linux/arm64"],
+        build_args={"A": "1", "EMPTY": ""},
+        secrets={"npm-token": "s3cr3t", "api.key": "other"},
+        version="v-0123456789",
+    )
+    assert j.argv == (
+        "buildctl", "build", "--frontend=dockerfile.v0",
+        "--local", "context=/ctx/api", "--local", "dockerfile=/ctx/api",
+        "--opt", "filename=docker/Dockerfile.prod",
+        "--secret", "id=npm-token,env=GARDEN_BUILD_SECRET_NPM_TOKEN",
+        "--secret", "id=api.key,env=GARDEN_BUILD_SECRET_API_KEY",
+        "--output", f'type=image,"name={REG}/api:v-0123456789",push=true',
+        "--import-cache", f"type=registry,ref={REG}/api:_buildcache",
+        "--export-cache", f"type=registry,ref={REG}/api:_buildcache,mode=max",
+        "--opt", "build-arg:GARDEN_MODULE_VERSION=v-0123456789",
+        "--opt", "build-arg:GARDEN_ACTION_VERSION=v-0123456789",
+        "--opt", "build-arg:A=1",
+        "--opt", "target=runtime",
+        "--opt", "platform=linux/amd64,linux/arm64",
+        "--progress=plain", "--no-cache",
+    )
+    assert j.mode == "cluster-buildkit"
+    assert j.context_dir == "/ctx/api"
+    assert j.timeout == 600
+    assert j.secret_env == ("GARDEN_BUILD_SECRET_NPM_TOKEN", "GARDEN_BUILD_SECRET_API_KEY")
+
+
+def test_secret_values_never_in_the_job() -> None:
+    j = job(secrets={"tok": "very-secret-value"})
+    assert "very-secret-value" not in repr(j)
+
+
+def test_minimal_command() -> None:
+    j = job(settings=ClusterBuildkitSettings(cache=()))
+    assert j.argv == (
+        "buildctl", "build", "--frontend=dockerfile.v0",
+        "--local", "context=/ctx/api", "--local", "dockerfile=/ctx/api",
+        "--opt", "filename=Dockerfile",
+        "--output", f'type=image,"name={REG}/api:v-0123456789",push=true',
+    )
+    assert j.secret_env == ()
+
+
+def test_single_platform() -> None:
+    assert job(platforms=["linux/arm64"]).argv[-2:] == ("--opt", "platform=linux/arm64")
+
+
+def test_insecure_registry_and_inline_cache() -> None:
+    j = job(deployment_image_id="10.0.0.5:5000/team/api:v-1", deployment_image_name="10.0.0.5:5000/team/api",
+            insecure=True)
+    assert j.argv[9:] == (
+        "--export-cache", "type=inline",
+        "--output", 'type=image,"name=10.0.0.5:5000/team/api:v-1,10.0.0.5:5000/team/api:_buildcache",'
+                    "push=true,registry.insecure=true",
+        "--import-cache", "type=registry,ref=10.0.0.5:5000/team/api:_buildcache,registry.insecure=true",
+    )
+
+
+def test_branch_pattern_in_the_command() -> None:
+    caches = (CacheConfig(tag="_buildcache-feature-x"), CacheConfig(tag="_buildcache-main", export=False))
+    j = job(settings=ClusterBuildkitSettings(cache=caches))
+    assert j.argv[9:] == (
+        "--output", f'type=image,"name={REG}/api:v-0123456789",push=true',
+        "--import-cache", f"type=registry,ref={REG}/api:_buildcache-feature-x",
+        "--export-cache", f"type=registry,ref={REG}/api:_buildcache-feature-x,mode=max",
+        "--import-cache", f"type=registry,ref={REG}/api:_buildcache-main",
+    )
+
+
+def test_build_arg_rules() -> None:
+    assert docker_build_args({"A": "x", "B": "", "C": None, "D": "0"}, "v-1") == [
+        "GARDEN_MODULE_VERSION=v-1", "GARDEN_ACTION_VERSION=v-1", "A=x", "C", "D=0"]
+    # user keys override the version args in place
+    assert docker_build_args({"GARDEN_ACTION_VERSION": "mine"}, "v-1") == [
+        "GARDEN_MODULE_VERSION=v-1", "GARDEN_ACTION_VERSION=mine"]
+    assert docker_build_args({"A": "x"}) == ["A=x"]
+
+
+def test_null_build_arg_comes_from_the_worker_env_or_is_left_out() -> None:
+    j = job(build_args={"FROM_ENV": None, "NOT_SET": None}, arg_env={"FROM_ENV": "val"})
+    assert "build-arg:FROM_ENV=val" in j.argv
+    assert not any("NOT_SET" in a for a in j.argv)
+
+
+def test_secret_env_names_and_collisions() -> None:
+    assert secret_env_names(["a-b", "a.b", "A_B", "x"]) == {
+        "a-b": "GARDEN_BUILD_SECRET_A_B",
+        "a.b": "GARDEN_BUILD_SECRET_A_B_2",
+        "A_B": "GARDEN_BUILD_SECRET_A_B_3",
+        "x": "GARDEN_BUILD_SECRET_X",
+    }
+    assert secret_environment({"a-b": "1", "a.b": "2"}) == {
+        "GARDEN_BUILD_SECRET_A_B": "1", "GARDEN_BUILD_SECRET_A_B_2": "2"}
+
+
+@pytest.mark.parametrize("bad", ["has space", "slash/no", "", "semi;colon"])
+def test_invalid_secret_id(bad: str) -> None:
+    with pytest.raises(ConfigError, match="Invalid secret ID"):
+        secret_env_names([bad])
+
+
+# run_buildctl against a fake buildctl: the process handling and error mapping.
+
+def fake_buildctl(tmp_path: Path, script: str) -> str:
+    path = tmp_path / "buildctl"
+    path.write_text("#!/bin/sh\n" + script)
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return str(path)
+
+
+def test_run_streams_lines_env_cwd_and_masks_secrets(tmp_path: Path) -> None:
+    exe = fake_buildctl(tmp_path, 'echo "host=$BUILDKIT_HOST cfg=$DOCKER_CONFIG pwd=$(pwd)"\n'
+                                  'echo "tok=$GARDEN_BUILD_SECRET_TOK" >&2\n')
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    seen: list[str] = []
+    lines = run_buildctl(job(secrets={"tok": "hunter2"}, context_dir=str(ctx)),
+                         buildkit_host="tcp://b:1234", docker_config="/cfg",
+                         secret_values={"GARDEN_BUILD_SECRET_TOK": "hunter2"},
+                         on_line=seen.append, buildctl=exe)
+    assert seen == lines == [f"host=tcp://b:1234 cfg=/cfg pwd={ctx}", "tok=***"]
+    assert "GARDEN_BUILD_SECRET_TOK" not in os.environ and "DOCKER_CONFIG" not in os.environ
+
+
+def test_run_requires_every_secret_value(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="GARDEN_BUILD_SECRET_TOK"):
+        run_buildctl(job(secrets={"tok": "x"}, context_dir=str(tmp_path)), buildkit_host="x",
+                     buildctl=fake_buildctl(tmp_path, "exit 0"))
+
+
+def test_nonzero_exit_is_permanent_with_the_last_lines(tmp_path: Path) -> None:
+    exe = fake_buildctl(tmp_path, "for i in $(seq 1 100); do echo line-$i; done; exit 1")
+    with pytest.raises(PermanentBuildError, match="exit code 1") as err:
+        run_buildctl(job(context_dir=str(tmp_path)), buildkit_host="x", buildctl=exe)
+    assert "line-100" in str(err.value) and "line-50\n" not in str(err.value)
+
+
+def test_exit_137_is_oom(tmp_path: Path) -> None:
+    exe = fake_buildctl(tmp_path, "exit 137")
+    with pytest.raises(TransientBuildError, match="out of memory"):
+        run_buildctl(job(context_dir=str(tmp_path)), buildkit_host="x", buildctl=exe)
+
+
+def test_timeout_kills_the_process_group(tmp_path: Path) -> None:
+    marker = tmp_path / "survived"
+    exe = fake_buildctl(tmp_path, f"(sleep 3; touch {marker}) & sleep 30\n")
+    with pytest.raises(TransientBuildError, match="timed out after 1 s"):
+        run_buildctl(job(context_dir=str(tmp_path), timeout=1), buildkit_host="x", buildctl=exe)
+    import time
+    time.sleep(3.5)
+    assert not marker.exists()
+
+
+def test_unreachable_daemon_is_transient(tmp_path: Path) -> None:
+    exe = fake_buildctl(tmp_path, 'echo \'error: failed to get status: rpc error: code = Unavailable desc = '
+                                  'connection error: desc = "transport: Error while dialing: dial unix '
+                                  '/x.sock: connect: no such file or directory"\' >&2; exit 1')
+    with pytest.raises(TransientBuildError, match="unreachable"):
+        run_buildctl(job(context_dir=str(tmp_path)), buildkit_host="unix:///x.sock", buildctl=exe)
+
+
+def test_missing_buildctl_is_transient(tmp_path: Path) -> None:
+    with pytest.raises(TransientBuildError, match="not found"):
+        run_buildctl(job(context_dir=str(tmp_path)), buildkit_host="x", buildctl=str(tmp_path / "nope"))

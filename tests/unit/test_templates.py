@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from farm.garden.templates import OMIT, TemplateError, resolve, resolve_string
+
+CTX: dict[str, Any] = {
+    "var": {"name": "app", "n": 3, "flag": True, "list": ["a", "b"], "nested": {"k": "v"}, "empty": ""},
+    "environment": {"name": "dev", "namespace": "dev-ns"},
+    "project": {"name": "demo"},
+    "git": {"branch": "feature/JIRA-42_addThing", "commitHash": "abc"},
+    "local": {"env": {"HOME": "/root"}},
+}
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("plain", "plain"),
+    ("${var.name}", "app"),
+    ("${var.n}", 3),
+    ("${var.flag}", True),
+    ("${var.list}", ["a", "b"]),
+    ("x-${var.n}-${environment.name}", "x-3-dev"),
+    ("${var.nested.k}${var.nested['k']}", "vv"),
+    ("${var.missing || 'fallback'}", "fallback"),
+    ("${var.empty || environment.namespace}", "dev-ns"),
+    ("${lower('ABC')}${upper('d')}", "ABCd".lower()[:3] + "D"),
+    ("${replace('a-b-c', '-', '_')}", "a_b_c"),
+    ("${join(concat(var.list, ['c']), ',')}", "a,b,c"),
+    ("${concat('a', 'b')}", "ab"),
+    ("${kebabCase('fooBar Baz_qux2')}", "foo-bar-baz-qux-2"),
+    ('${slice("abcdef", "1", "3")}', "bc"),
+    ("${slice(var.list, 1)}", ["b"]),
+    ("$${not.a.template}", "${not.a.template}"),
+    ("${project.name}.${local.env.HOME}", "demo./root"),
+    ("${var.n == 3 ? 'three' : 'other'}", "three"),
+    ('${replace("a}b", "}", "")}', "ab"),
+    ("${42}", 42),
+    ("${'x' + var.name}", "xapp"),
+])
+def test_resolve_string(text: str, expected: Any) -> None:
+    assert resolve_string(text, CTX) == expected
+
+
+def test_branch_cache_tag_from_the_seed_guide() -> None:
+    tag = resolve_string('_buildcache-${slice(kebabCase(git.branch), "0", "30")}', CTX)
+    assert tag == "_buildcache-feature-jira-42-add-thing"
+    long = {"git": {"branch": "feature/" + "x" * 50}}
+    assert len(resolve_string('_buildcache-${slice(kebabCase(git.branch), "0", "30")}', long)) == 12 + 30
+
+
+@pytest.mark.parametrize("text,message", [
+    ("${var.nope}", "could not find key var.nope"),
+    ("${nope.x}", "could not find key nope"),
+    ("${frobnicate(1)}", "unknown function 'frobnicate'"),
+    ("${var.name", "unclosed"),
+    ("${var.name +}", "unexpected"),
+    ("${}", "empty template"),
+    ("${lower(1)}", "needs a string"),
+    ("a ${var.list} b", "cannot be put inside a string"),
+])
+def test_errors(text: str, message: str) -> None:
+    with pytest.raises(TemplateError, match=message):
+        resolve_string(text, CTX)
+
+
+def test_optional_suffix_drops_field() -> None:
+    assert resolve_string("${var.nope}?", CTX) is OMIT
+    data = {"a": "${var.nope}?", "b": "${var.name}"}
+    assert resolve(data, CTX, lambda e, p: ValueError(str(p))) == {"b": "app"}
+
+
+def test_resolve_reports_path() -> None:
+    data = {"x": [{"y": "${var.nope}"}]}
+    with pytest.raises(ValueError, match=r"\('x', 0, 'y'\)"):
+        resolve(data, CTX, lambda e, p: ValueError(str(p)))

@@ -1,0 +1,223 @@
+"""The Kubernetes objects of the cluster-buildkit builder (GARDEN-SPEC §5.1, §5.2) as pure functions.
+
+Each function returns a plain manifest dict carrying a manifest-hash annotation, so the runtime
+(`kubernetes.py`) can tell "deployed and current" from "outdated" without a deep diff.
+
+Differences from Garden, on purpose:
+- buildkitd also listens on TCP (`--addr tcp://0.0.0.0:1234`) behind a ClusterIP Service `garden-buildkit`,
+  because farm workers run buildctl themselves and stream the context over BuildKit's session;
+  so there is no `util` rsync/skopeo sidecar and no `garden-sync` volume.
+- rootless mode keeps the user's pod annotations (Garden replaces them, §5.2 QUIRK) and also sets
+  `seccompProfile: Unconfined`, since the seccomp annotation is ignored by current Kubernetes.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+BUILDER_SERVICE_ACCOUNT = "garden-in-cluster-builder"
+BUILDKIT_DEPLOYMENT = "garden-buildkit"
+BUILDKIT_SERVICE = "garden-buildkit"
+BUILDKIT_CONTAINER = "buildkitd"
+BUILDKIT_PORT = 1234
+BUILDKIT_IMAGE = "gardendev/buildkit:v0.23.2"
+BUILDKIT_ROOTLESS_IMAGE = "gardendev/buildkit:v0.23.2-rootless"
+DOCKER_AUTH_KEY = ".dockerconfigjson"
+HASH_ANNOTATION = "farm/manifest-hash"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "farm"}
+BUILD_TOLERATION = {"key": "garden-build", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+ROOTLESS_ANNOTATIONS = {
+    "container.apparmor.security.beta.kubernetes.io/buildkitd": "unconfined",
+    "container.seccomp.security.alpha.kubernetes.io/buildkitd": "unconfined",
+}
+
+Manifest = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ResourceSpec:
+    """One side of `resources.builder`: CPU in millicpu, memory and ephemeral storage in MB."""
+
+    cpu: int
+    memory: int
+    ephemeral_storage: int | None = None
+
+
+@dataclass(frozen=True)
+class Resources:
+    limits: ResourceSpec = field(default_factory=lambda: ResourceSpec(cpu=4000, memory=8192))
+    requests: ResourceSpec = field(default_factory=lambda: ResourceSpec(cpu=100, memory=512))
+
+
+def millicpu_to_string(millicpu: int) -> str:
+    """4000 -> "4", 250 -> "250m"."""
+    return str(millicpu // 1000) if millicpu % 1000 == 0 else f"{millicpu}m"
+
+
+def megabytes_to_string(megabytes: int) -> str:
+    """MB as KiB, written in the largest exact binary unit: 8192 -> "8Gi", 512 -> "512Mi"."""
+    value, units = megabytes * 1024, ["Ki", "Mi", "Gi", "Ti", "Pi", "Ei"]
+    unit = 0
+    while value and value % 1024 == 0 and unit < len(units) - 1:
+        value //= 1024
+        unit += 1
+    return f"{value}{units[unit]}"
+
+
+def resource_requirements(resources: Resources) -> dict[str, dict[str, str]]:
+    def side(spec: ResourceSpec) -> dict[str, str]:
+        out = {"cpu": millicpu_to_string(spec.cpu), "memory": megabytes_to_string(spec.memory)}
+        if spec.ephemeral_storage:
+            out["ephemeral-storage"] = megabytes_to_string(spec.ephemeral_storage)
+        return out
+
+    return {"limits": side(resources.limits), "requests": side(resources.requests)}
+
+
+def manifest_hash(manifest: Mapping[str, Any]) -> str:
+    """sha256 over the canonical JSON of a manifest, ignoring its own hash annotation."""
+    body = copy.deepcopy(dict(manifest))
+    annotations = body.get("metadata", {}).get("annotations") or {}
+    annotations.pop(HASH_ANNOTATION, None)
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def with_hash(manifest: Manifest) -> Manifest:
+    manifest["metadata"].setdefault("annotations", {})[HASH_ANNOTATION] = manifest_hash(manifest)
+    return manifest
+
+
+def service_account(namespace: str, annotations: Mapping[str, str] | None = None) -> Manifest:
+    """SA `garden-in-cluster-builder`; `{}` annotations are written too, so removed ones get cleared."""
+    return with_hash({
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {
+            "name": BUILDER_SERVICE_ACCOUNT,
+            "namespace": namespace,
+            "labels": dict(MANAGED_BY),
+            "annotations": dict(annotations or {}),
+        },
+    })
+
+
+def docker_auth_secret(namespace: str, docker_config: Mapping[str, Any]) -> Manifest:
+    """The merged docker config (§7) as Secret `garden-docker-auth-<sha256(base64data)[:6]>`."""
+    data = base64.b64encode(json.dumps(docker_config, separators=(",", ":")).encode()).decode()
+    name = "garden-docker-auth-" + hashlib.sha256(data.encode()).hexdigest()[:6]
+    return with_hash({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/dockerconfigjson",
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(MANAGED_BY)},
+        "data": {DOCKER_AUTH_KEY: data},
+    })
+
+
+def toleration(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A user toleration in the API's shape: unset keys dropped, `tolerationSeconds` (a string in Garden) as int."""
+    out = {k: v for k, v in spec.items() if v is not None}
+    out.setdefault("operator", "Equal")
+    if "tolerationSeconds" in out:
+        out["tolerationSeconds"] = int(out["tolerationSeconds"])
+    return out
+
+
+def buildkit_deployment(
+    namespace: str,
+    auth_secret_name: str,
+    *,
+    rootless: bool = False,
+    annotations: Mapping[str, str] | None = None,
+    tolerations: Sequence[Mapping[str, Any]] = (),
+    node_selector: Mapping[str, str] | None = None,
+    resources: Resources = Resources(),
+    image_pull_secrets: Sequence[str] = (),
+    util_image_registry_domain: str = "docker.io",
+) -> Manifest:
+    """Deployment `garden-buildkit`: one buildkitd, Recreate, privileged or rootless (§5.2)."""
+    registry = util_image_registry_domain.rstrip("/")
+    labels = {"app": BUILDKIT_DEPLOYMENT}
+    tcp = f"tcp://0.0.0.0:{BUILDKIT_PORT}"
+    container: dict[str, Any] = {
+        "name": BUILDKIT_CONTAINER,
+        "image": f"{registry}/{BUILDKIT_IMAGE}",
+        "args": ["--addr", "unix:///run/buildkit/buildkitd.sock", "--addr", tcp],
+        "ports": [{"name": "buildkitd", "containerPort": BUILDKIT_PORT, "protocol": "TCP"}],
+        "readinessProbe": {
+            "exec": {"command": ["buildctl", "debug", "workers"]},
+            "initialDelaySeconds": 3,
+            "periodSeconds": 5,
+        },
+        "securityContext": {"privileged": True},
+        "volumeMounts": [{"name": auth_secret_name, "mountPath": "/.docker", "readOnly": True}],
+        "env": [{"name": "DOCKER_CONFIG", "value": "/.docker"}],
+        "resources": resource_requirements(resources),
+    }
+    pod_annotations = dict(annotations or {})
+    if rootless:
+        container["image"] = f"{registry}/{BUILDKIT_ROOTLESS_IMAGE}"
+        container["args"] = ["--addr", "unix:///run/user/1000/buildkit/buildkitd.sock", "--addr", tcp,
+                             "--oci-worker-no-process-sandbox"]
+        container["securityContext"] = {
+            "runAsUser": 1000, "runAsGroup": 1000, "seccompProfile": {"type": "Unconfined"}}
+        pod_annotations.update(ROOTLESS_ANNOTATIONS)
+
+    pod_spec: dict[str, Any] = {
+        "serviceAccountName": BUILDER_SERVICE_ACCOUNT,
+        "containers": [container],
+        "imagePullSecrets": [{"name": name} for name in image_pull_secrets],
+        "volumes": [{
+            "name": auth_secret_name,
+            "secret": {"secretName": auth_secret_name, "items": [{"key": DOCKER_AUTH_KEY, "path": "config.json"}]},
+        }],
+        "tolerations": [toleration(t) for t in tolerations] + [dict(BUILD_TOLERATION)],
+    }
+    if node_selector:
+        pod_spec["nodeSelector"] = dict(node_selector)
+
+    template_metadata: dict[str, Any] = {"labels": dict(labels)}
+    if pod_annotations:
+        template_metadata["annotations"] = pod_annotations
+    return with_hash({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": BUILDKIT_DEPLOYMENT,
+            "namespace": namespace,
+            "labels": {**labels, **MANAGED_BY},
+            "annotations": dict(annotations or {}),
+        },
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": dict(labels)},
+            # never two buildkitd pods at once: a build must not land on a pod that is going away
+            "strategy": {"type": "Recreate"},
+            "template": {"metadata": template_metadata, "spec": pod_spec},
+        },
+    })
+
+
+def buildkit_service(namespace: str) -> Manifest:
+    """ClusterIP Service `garden-buildkit` on buildkitd's TCP port, for farm workers in the cluster."""
+    return with_hash({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": BUILDKIT_SERVICE, "namespace": namespace, "labels": dict(MANAGED_BY)},
+        "spec": {
+            "type": "ClusterIP",
+            "selector": {"app": BUILDKIT_DEPLOYMENT},
+            "ports": [{"name": "buildkitd", "port": BUILDKIT_PORT, "targetPort": "buildkitd", "protocol": "TCP"}],
+        },
+    })
+
+
+def buildkit_address(namespace: str) -> str:
+    """BUILDKIT_HOST for a worker inside the cluster."""
+    return f"tcp://{BUILDKIT_SERVICE}.{namespace}.svc:{BUILDKIT_PORT}"
