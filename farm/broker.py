@@ -15,6 +15,9 @@ from farm.errors import BrokerError
 from farm.settings import Settings
 
 TASK_BUILD_PLATFORM = "farm.build_platform"
+TASK_MERGE_INDEX = "farm.merge_index"
+# Merging needs no builder (registry API only), so every worker consumes this queue.
+MERGE_QUEUE = "build.merge"
 
 
 def queue_for(platform: str) -> str:

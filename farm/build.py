@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 from celery import Celery
 
-from farm.broker import TASK_BUILD_PLATFORM, queue_for
+from farm.broker import MERGE_QUEUE, TASK_BUILD_PLATFORM, TASK_MERGE_INDEX, queue_for
 from farm.errors import ConfigError, UsageError
 from farm.garden import BuildAction, Project
 from farm.images import ImageOutputs, build_args, image_outputs
-from farm.jobs import BuildRequest, BuildResult, JobStore
+from farm.jobs import BuildRequest, BuildResult, JobStore, MergeRequest
 from farm.registry import RegistryClient, load_credentials, parse_reference
+from farm.registry.manifests import INDEX_TYPES, index_platforms
 from farm.settings import Settings
 from farm.version import BuildVersion
 
@@ -88,25 +89,68 @@ def _with_dependencies(project: Project, names: list[str]) -> list[str]:
     return seen
 
 
+def platform_tag(version: str, platform: str) -> str:
+    """`v-0123456789` + `linux/arm/v7` -> `v-0123456789-linux-arm-v7`."""
+    return f"{version}-{platform.strip().lower().replace('/', '-')}"
+
+
 def platform_image(build: PlannedBuild, platform: str) -> str:
-    """The ref a platform's task pushes: the version tag itself for a single-platform build."""
-    return build.outputs.deployment_image_id
+    """The ref a platform's task pushes: the version tag itself for a single-platform build, else a
+    per-platform tag (`<version>-<os>-<arch>[-<variant>]`) that the merge step lists in the index."""
+    if len(build.platforms) == 1:
+        return build.outputs.deployment_image_id
+    return f"{build.outputs.deployment_image_name}:{platform_tag(build.version.version_string, platform)}"
 
 
-def check_status(build: PlannedBuild, settings: Settings) -> str | None:
-    """The digest under the Build's tag when the registry has it (the build is done), else None."""
+@dataclass(frozen=True)
+class Status:
+    digest: str | None                                  # the tag's digest, when complete for every platform
+    platforms: dict[str, str] = field(default_factory=dict)  # per-platform images already pushed
+
+
+def check_status(build: PlannedBuild, settings: Settings) -> Status:
+    """Ask the registry what of this Build exists: the tag (an image, or an index listing every
+    requested platform) means done; otherwise which per-platform images are already there."""
     ref = parse_reference(build.outputs.deployment_image_id)
     creds = load_credentials(settings.docker_config, ref.host)
     with RegistryClient(ref.host, creds, insecure=build.insecure, timeout=settings.registry_timeout) as client:
         info = client.head_manifest(ref.repository, ref.ref)
-    return info.digest if info else None
+        if info is not None:
+            listed = None
+            if info.media_type in INDEX_TYPES:
+                got = client.get_manifest(ref.repository, ref.ref)
+                listed = index_platforms(got[0].media_type, got[1]) if got else set()
+            if (listed is None and len(build.platforms) == 1) or (listed is not None and set(build.platforms) <= listed):
+                return Status(digest=info.digest)
+        if len(build.platforms) == 1:
+            return Status(digest=None)
+        done = {}
+        for platform in build.platforms:
+            pref = parse_reference(platform_image(build, platform))
+            pinfo = client.head_manifest(pref.repository, pref.ref)
+            if pinfo is not None:
+                done[platform] = pinfo.digest
+    return Status(digest=None, platforms=done)
 
 
-def requests_for(project: Project, build: PlannedBuild) -> list[BuildRequest]:
+def jobs_for(project: Project, build: PlannedBuild, skip: Collection[str] = ()
+             ) -> tuple[list[BuildRequest], MergeRequest | None]:
+    """One request per platform still to build (`skip`: platforms the registry already has), and for
+    several platforms the merge step, which each request carries so the last one can send it."""
+    platforms = [p for p in build.platforms if p not in skip]
+    job_ids = {p: uuid.uuid4().hex for p in platforms}
+    merge = None
+    if len(build.platforms) > 1:
+        merge = MergeRequest(
+            job_id=uuid.uuid4().hex, project=project.name, build=build.name, version=build.version.version_string,
+            image=build.outputs.deployment_image_id, insecure=build.insecure,
+            platform_images={p: platform_image(build, p) for p in build.platforms},
+            needs=list(job_ids.values()),
+        )
     spec = build.action.spec
-    return [
+    requests = [
         BuildRequest(
-            job_id=uuid.uuid4().hex,
+            job_id=job_ids[platform],
             project=project.name,
             build=build.name,
             version=build.version.version_string,
@@ -120,21 +164,37 @@ def requests_for(project: Project, build: PlannedBuild) -> list[BuildRequest]:
             target=spec.target_stage,
             extra_flags=list(spec.extra_flags or []),
             timeout=build.action.timeout,
+            merge=merge,
         )
-        for platform in build.platforms
+        for platform in platforms
     ]
+    return requests, merge
 
 
-def enqueue(app: Celery, jobs: JobStore, req: BuildRequest) -> None:
-    """Record the job as queued, then send the task by name to its platform's queue."""
-    jobs.update(req.job_id, status="queued", build=req.build, version=req.version, platform=req.platform,
-                image=req.image, queued_at=time.time())
-    app.send_task(TASK_BUILD_PLATFORM, args=[req.model_dump(mode="json")], task_id=req.job_id,
-                  queue=queue_for(req.platform))
+def enqueue(app: Celery, jobs: JobStore, requests: Sequence[BuildRequest], merge: MergeRequest | None = None) -> None:
+    """Record each job as queued, then send the tasks by name, each platform to its own queue.
+
+    The fan-in of several platforms is a set in Redis: the platform job that completes it sends
+    the merge (JobStore.platform_done). With no platform left to build, the merge goes now.
+    """
+    if merge is not None:
+        jobs.update(merge.job_id, status="queued", build=merge.build, version=merge.version, platform="index",
+                    image=merge.image, queued_at=time.time())
+    for req in requests:
+        jobs.update(req.job_id, status="queued", build=req.build, version=req.version, platform=req.platform,
+                    image=req.image, queued_at=time.time())
+        app.send_task(TASK_BUILD_PLATFORM, args=[req.model_dump(mode="json")], task_id=req.job_id,
+                      queue=queue_for(req.platform))
+    if merge is not None and not requests:
+        app.send_task(TASK_MERGE_INDEX, args=[merge.model_dump(mode="json")], task_id=merge.job_id,
+                      queue=MERGE_QUEUE)
 
 
-def wait(app: Celery, jobs: JobStore, requests: Sequence[BuildRequest],
-         on_line: Callable[[BuildRequest, str], None], poll_s: float = 1.0) -> dict[str, BuildResult]:
+Job = BuildRequest | MergeRequest
+
+
+def wait(app: Celery, jobs: JobStore, requests: Sequence[Job],
+         on_line: Callable[[Job, str], None], poll_s: float = 1.0) -> dict[str, BuildResult]:
     """Follow the jobs' logs until each is built or failed; results by job id."""
     by_id = {r.job_id: r for r in requests}
     pending = set(by_id)
@@ -144,7 +204,7 @@ def wait(app: Celery, jobs: JobStore, requests: Sequence[BuildRequest],
         for job_id, line in jobs.follow(sorted(pending), cursors, block_ms=int(poll_s * 1000)):
             on_line(by_id[job_id], line)
         for job_id in sorted(pending):
-            result = _finished(app, jobs, by_id[job_id])
+            result = _finished(app, jobs, by_id[job_id], results)
             if result is not None:
                 # Drain what the worker wrote before it finished.
                 for jid, line in jobs.follow([job_id], cursors, block_ms=1):
@@ -154,17 +214,25 @@ def wait(app: Celery, jobs: JobStore, requests: Sequence[BuildRequest],
     return results
 
 
-def _finished(app: Celery, jobs: JobStore, req: BuildRequest) -> BuildResult | None:
+def _finished(app: Celery, jobs: JobStore, req: Job, done: dict[str, BuildResult]) -> BuildResult | None:
     record = jobs.get(req.job_id)
     status = record.get("status")
-    if status not in ("built", "failed"):
+    is_merge = isinstance(req, MergeRequest)
+    failed_needs = [done[j].platform for j in getattr(req, "needs", []) if j in done and done[j].status == "failed"]
+    if is_merge and status not in ("built", "failed") and failed_needs:
+        # A failed platform never completes the fan-in, so the merge is never sent: no tag.
+        status = "failed"
+        record = {**record, "error": f"{', '.join(map(str, failed_needs))} failed; the tag was not pushed"}
+        jobs.update(req.job_id, status="failed", error=record["error"], finished_at=time.time())
+    elif status not in ("built", "failed"):
         # A task that died before it could write its record still fails in the result backend.
         task = app.AsyncResult(req.job_id)
         if task.state != "FAILURE":
             return None
         status, record = "failed", {**record, "error": record.get("error") or str(task.result)}
     return BuildResult(
-        build=req.build, version=req.version, image=req.image, platform=req.platform,
+        build=req.build, version=req.version, image=req.image,
+        platform=None if is_merge else req.platform, kind="index" if is_merge else "platform",  # type: ignore[union-attr]
         digest=record.get("digest") or None, status=status,  # type: ignore[arg-type]
         error=record.get("error") or None,
         log_tail=jobs.tail(req.job_id) if status == "failed" else [],

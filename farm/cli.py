@@ -93,11 +93,11 @@ def build(names: tuple[str, ...], project_dir: Path, env_name: str | None, platf
     failed: set[str] = set()
     queued_ids: list[dict[str, str]] = []
 
-    def line(req: Any, text: str) -> None:
-        _err(f"{req.build}|{req.platform}| {text}")
+    def line(job: Any, text: str) -> None:
+        _err(f"{job.build}|{getattr(job, 'platform', 'index')}| {text}")
 
-    for wave in waves:
-        to_build = []
+    for index, wave in enumerate(waves):
+        waiting: list[Any] = []
         for b in wave:
             blocked = [d for d in b.depends_on if d in failed]
             if blocked:
@@ -107,26 +107,34 @@ def build(names: tuple[str, ...], project_dir: Path, env_name: str | None, platf
                                                error=f"dependency {', '.join(blocked)} failed")]
                 continue
             t0 = time.monotonic()
-            digest = None if force else flow.check_status(b, settings)
-            if digest:
+            status = flow.check_status(b, settings) if not force else flow.Status(digest=None)
+            if status.digest:
                 _err(f"{b.name}: {b.outputs.deployment_image_id} is already built (registry status check)")
                 results[b.name] = [BuildResult(build=b.name, version=b.version.version_string,
-                                               image=b.outputs.deployment_image_id, digest=digest, status="cached",
-                                               timings={"check_s": round(time.monotonic() - t0, 3)})]
-            else:
-                to_build.append(b)
-        if no_wait and len(waves) > 1 and to_build and wave is not waves[-1]:
-            later = sorted({b.name for w in waves[waves.index(wave) + 1:] for b in w})
-            raise UsageError(f"--no-wait cannot order dependent builds: {', '.join(later)} need "
-                             f"{', '.join(b.name for b in to_build)} built first; run without --no-wait")
-        requests = [req for b in to_build for req in flow.requests_for(project, b)]
-        for req in requests:
-            flow.enqueue(app, jobs, req)
-            _err(f"{req.build}: queued {req.platform} as job {req.job_id} on {req.image}")
-            queued_ids.append({"build": req.build, "platform": req.platform, "job_id": req.job_id})
+                                               image=b.outputs.deployment_image_id, digest=status.digest,
+                                               status="cached", timings={"check_s": round(time.monotonic() - t0, 3)})]
+                continue
+            results[b.name] = [BuildResult(build=b.name, version=b.version.version_string, platform=p,
+                                           image=flow.platform_image(b, p), digest=d, status="cached")
+                               for p, d in status.platforms.items()]
+            requests, merge = flow.jobs_for(project, b, skip=status.platforms)
+            if no_wait and index < len(waves) - 1:
+                later = sorted({x.name for w in waves[index + 1:] for x in w})
+                raise UsageError(f"--no-wait cannot order dependent builds: {', '.join(later)} need "
+                                 f"{b.name} built first; run without --no-wait")
+            flow.enqueue(app, jobs, requests, merge)
+            for req in requests:
+                _err(f"{req.build}: queued {req.platform} as job {req.job_id} on {req.image}")
+            for p in status.platforms:
+                _err(f"{b.name}: {p} is already in the registry ({flow.platform_image(b, p)})")
+            if merge:
+                _err(f"{b.name}: the index {merge.image} is pushed when all platforms are (job {merge.job_id})")
+            waiting += [*requests, *([merge] if merge else [])]
+            queued_ids += [{"build": j.build, "platform": getattr(j, "platform", "index"), "job_id": j.job_id}
+                           for j in [*requests, *([merge] if merge else [])]]
         if no_wait:
             continue
-        for res in flow.wait(app, jobs, requests, line).values():
+        for res in flow.wait(app, jobs, waiting, line).values():
             results.setdefault(res.build, []).append(res)
             if res.status == "failed":
                 failed.add(res.build)
@@ -153,19 +161,22 @@ def build(names: tuple[str, ...], project_dir: Path, env_name: str | None, platf
 
 def _summarise(name: str, results: list[Any]) -> dict[str, Any]:
     """One entry of `--json` per Build, whatever the number of platforms."""
-    first = results[0]
+    index = next((r for r in results if r.kind == "index"), None)
+    platforms = [r for r in results if r.kind == "platform" and r.platform]
+    top = index or results[0]
     failed = [r for r in results if r.status == "failed"]
     status = "failed" if failed else ("cached" if all(r.status == "cached" for r in results) else "built")
     entry: dict[str, Any] = {
-        "name": name, "version": first.version, "image": first.image,
-        "digest": first.digest if len(results) == 1 else None, "status": status,
-        "timings": first.timings if len(results) == 1 else {},
-        "platforms": [{"platform": r.platform, "digest": r.digest, "status": r.status, "job_id": r.job_id,
-                       "error": r.error, "timings": r.timings} for r in results if r.platform],
+        "name": name, "version": top.version, "image": top.image,
+        "digest": top.digest if (index or len(results) == 1) and not failed else None, "status": status,
+        "timings": top.timings,
+        "platforms": [{"platform": r.platform, "image": r.image, "digest": r.digest, "status": r.status,
+                       "job_id": r.job_id, "error": r.error, "timings": r.timings} for r in platforms],
     }
     if failed:
-        entry["error"] = "; ".join(f"{r.platform or name}: {r.error}" for r in failed)
-        entry["log_tail"] = failed[0].log_tail
+        first = next((r for r in failed if r.kind == "platform"), failed[0])
+        entry["error"] = "; ".join(f"{r.platform or 'index'}: {r.error}" for r in failed)
+        entry["log_tail"] = first.log_tail
     return entry
 
 
@@ -177,16 +188,20 @@ def _summarise(name: str, results: list[Any]) -> dict[str, Any]:
 @click.option("--concurrency", "-c", default=1, show_default=True, help="Builds run at once.")
 @click.option("--loglevel", default="INFO", show_default=True)
 def worker(queues: str | None, platforms: tuple[str, ...], concurrency: int, loglevel: str) -> None:
-    """Run a build worker (a Celery worker with the farm's app) in the foreground."""
+    """Run a build worker (a Celery worker with the farm's app) in the foreground.
+
+    It consumes its platform queues and `build.merge` (index merges need only the registry API).
+    """
     os.execvp(sys.executable, worker_argv(queues, platforms, concurrency, loglevel))
 
 
 def worker_argv(queues: str | None, platforms: tuple[str, ...], concurrency: int, loglevel: str) -> list[str]:
-    from farm.broker import queue_for
+    from farm.broker import MERGE_QUEUE, queue_for
 
     names = [q for q in (queues or "").split(",") if q] + [queue_for(p) for p in platforms]
     if not names:
         names = [queue_for(machine_platform())]
+    names.append(MERGE_QUEUE)
     return [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", ",".join(names), "-E",
             "-c", str(concurrency), "-n", f"farm-{os.getpid()}@%h", f"--loglevel={loglevel}"]
 

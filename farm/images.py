@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-from farm.garden.models import BuildAction, KubernetesProvider, RegistryConfig
+from farm.garden.models import BuildAction, CacheConfig, KubernetesProvider, RegistryConfig
 
 
 @dataclass(frozen=True)
@@ -113,3 +114,57 @@ def _arg_string(value: object) -> str:
 def build_arg_flags(args: dict[str, str | None]) -> list[str]:
     """`KEY=VALUE` (or bare `KEY`) strings in order, for any builder's build-arg flag."""
     return [key if value is None else f"{key}={value}" for key, value in args.items()]
+
+
+# --- BuildKit registry cache refs (GARDEN-SPEC §6) ---------------------------------------------
+
+# `mode: auto` means max only for registries known to store cache manifests; prefixes of the image name.
+_MAX_CACHE_REGISTRIES = tuple(re.compile(p, re.IGNORECASE) for p in (
+    r"^(?:[^/]+\.)?dkr\.ecr\.[^/]+\.amazonaws\.com/",  # AWS ECR (also needs image-manifest=true)
+    r"^(?:[^/]+\.)?pkg\.dev/",                        # Google Artifact Registry
+    r"^(?:[^/]+\.)?azurecr\.io/",                     # Azure ACR
+    r"^(?:hub\.docker\.com|index\.docker\.io)/",      # Docker Hub (plain docker.io does not match)
+    r"^ghcr\.io/",                                     # GHCR
+))
+_ECR = _MAX_CACHE_REGISTRIES[0]
+
+
+@dataclass(frozen=True)
+class CacheRef:
+    ref: str            # <cache image name>:<tag>
+    mode: str           # resolved: min | max | inline
+    export: bool
+    insecure: bool
+    image_manifest: bool  # ECR with mode=max needs image-manifest=true
+
+
+def cache_image_name(build: BuildAction, provider: KubernetesProvider, cache: CacheConfig) -> str:
+    """Deployment image name, or `<registry>/<localImageName>` for a separate cache registry.
+
+    Garden writes a literal "undefined" segment for a cache registry without namespace (QUIRK); we omit it.
+    """
+    if cache.registry is None:
+        return image_outputs(build, provider, "x").deployment_image_name
+    return registry_image_name(cache.registry, local_image_name(build))
+
+
+def resolve_cache_mode(mode: str, image_name: str) -> str:
+    if mode != "auto":
+        return mode
+    return "max" if any(rx.match(image_name) for rx in _MAX_CACHE_REGISTRIES) else "inline"
+
+
+def cache_refs(build: BuildAction, provider: KubernetesProvider | None) -> list[CacheRef]:
+    """The cluster-buildkit cache entries of a build, in configured (import) order."""
+    if provider is None or provider.build_mode != "cluster-buildkit":
+        return []
+    registry = provider.deployment_registry
+    out = []
+    for cache in provider.cluster_buildkit.cache:
+        name = cache_image_name(build, provider, cache)
+        mode = resolve_cache_mode(cache.mode, name)
+        insecure = (cache.registry.insecure if cache.registry is not None
+                    else bool(registry and registry.insecure))
+        out.append(CacheRef(ref=f"{name}:{cache.tag}", mode=mode, export=cache.export, insecure=insecure,
+                            image_manifest=mode == "max" and bool(_ECR.match(name))))
+    return out

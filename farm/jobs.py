@@ -22,6 +22,21 @@ LOG_TAIL = 30
 Status = Literal["queued", "started", "built", "failed", "cached"]
 
 
+class MergeRequest(BaseModel):
+    """Push one image index under the Build's tag over the per-platform images its jobs pushed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job_id: str
+    project: str
+    build: str
+    version: str
+    image: str                      # the index ref, `<registry>/<ns>/<name>:<version>`
+    platform_images: dict[str, str]  # platform -> per-platform ref, in the Build's platform order
+    insecure: bool = False
+    needs: list[str] = []           # job ids of the platform builds this merge waits for
+
+
 class BuildRequest(BaseModel):
     """Everything a worker needs to build one Build for one platform: pure data, no secrets."""
 
@@ -41,6 +56,7 @@ class BuildRequest(BaseModel):
     target: str | None = None
     extra_flags: list[str] = []
     timeout: int = 600
+    merge: MergeRequest | None = None  # for a multi-platform Build: the index step this job feeds
 
 
 class BuildResult(BaseModel):
@@ -50,10 +66,21 @@ class BuildResult(BaseModel):
     platform: str | None = None
     digest: str | None = None
     status: Status
+    kind: Literal["platform", "index"] = "platform"
     error: str | None = None
     log_tail: list[str] = []
     job_id: str | None = None
     timings: dict[str, float] = {}
+
+
+# Fan-in: record a platform as pushed; true exactly once, for the call that completes the set.
+# Atomic, and a redelivered task (acks_late) adds nothing, so the merge is sent once.
+_PLATFORM_DONE = """
+local added = redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+if added == 1 and redis.call('SCARD', KEYS[1]) == tonumber(ARGV[2]) then return 1 end
+return 0
+"""
 
 
 def job_key(job_id: str) -> str:
@@ -85,6 +112,11 @@ class JobStore:
 
     def expire_log(self, job_id: str) -> None:
         self.redis.expire(log_key(job_id), JOB_TTL)
+
+    def platform_done(self, merge: MergeRequest, job_id: str) -> bool:
+        """Mark one of the merge's platform jobs done; true when it was the last one."""
+        done = self.redis.eval(_PLATFORM_DONE, 1, f"farm:merge:{merge.job_id}", job_id, len(merge.needs), JOB_TTL)
+        return bool(done)
 
     def tail(self, job_id: str, count: int = LOG_TAIL) -> list[str]:
         entries = self.redis.xrevrange(log_key(job_id), count=count)

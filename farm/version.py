@@ -12,13 +12,14 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from farm.errors import ConfigError
-from farm.garden.files import Listing, list_files, match_any
+from farm.garden.files import Listing, gitignore_rules, gitignored, glob_match_any, list_files, match_any
 from farm.garden.models import BuildAction
 from farm.garden.project import Project
 
@@ -107,13 +108,13 @@ def _exclude_values(value: Any, patterns: list[re.Pattern[str]]) -> Any:
     return value
 
 
-def config_version(build: BuildAction) -> str:
+def config_version(build: BuildAction, project_exclude_values: tuple[str, ...] = ()) -> str:
     """Hash of the action config minus the keys Garden leaves out, after excludeFields/excludeValues."""
     config = json.loads(_stable_json({k: v for k, v in build.raw_config.items() if k not in _CONFIG_DROP}))
     for field in build.version_config.exclude_fields:
         _exclude_fields(config, field.split(".") if isinstance(field, str) else list(field))
     patterns = []
-    for pattern in build.version_config.exclude_values:
+    for pattern in [*build.version_config.exclude_values, *project_exclude_values]:
         try:
             patterns.append(re.compile(pattern))
         except re.error as exc:
@@ -139,6 +140,23 @@ class _Context:
     skipped: tuple[str, ...]
 
 
+_GARDEN_DIR_EXCLUDE = "**/.garden/**/*"
+
+
+def _filter(build: BuildAction, at_root: bool) -> Callable[[str], bool]:
+    """Garden's include/exclude (GARDEN-SPEC §2.3), as its git handler applies them:
+    with includes, they are glob pathspecs and excludes are matched afterwards as globs;
+    without, excludes are `git ls-files --exclude` patterns, i.e. gitignore rules."""
+    include = build.include
+    if include is not None and "**/*" in include:
+        include = None  # Garden treats "everything" as no include
+    excludes = [*(build.exclude or []), _GARDEN_DIR_EXCLUDE]
+    if include:
+        return lambda rel: match_any(rel, include) and not glob_match_any(rel, excludes)
+    rules = gitignore_rules([*excludes, *(_ROOT_EXCLUDES if at_root else ())])
+    return lambda rel: not gitignored(rel, rules)
+
+
 def _select(build: BuildAction, project: Project, listing: Listing) -> _Context:
     root = project.root
     try:
@@ -149,11 +167,8 @@ def _select(build: BuildAction, project: Project, listing: Listing) -> _Context:
     prefix = "" if prefix == "." else prefix
     config_rel = build.config_file.relative_to(root).as_posix() if build.config_file.is_relative_to(
         root) else ""
-    include = build.include
-    if include is not None and any(p in ("**/*", "**") for p in include):
-        include = None  # Garden treats "everything" as no include
-    excludes = list(build.exclude or [])
-    at_root = prefix == "" and include is None
+    keep = _filter(build, at_root=prefix == "" and build.include is None)
+    exclude_files = build.version_config.exclude_files
     files, hashed, skipped = [], [], []
     for path in listing.files:
         if prefix:
@@ -162,24 +177,24 @@ def _select(build: BuildAction, project: Project, listing: Listing) -> _Context:
             rel = path[len(prefix) + 1:]
         else:
             rel = path
-        if path == config_rel:
-            continue
-        if rel == ".garden" or rel.startswith(".garden/") or "/.garden/" in f"/{rel}":
-            continue
-        if at_root and match_any(rel, _ROOT_EXCLUDES):
-            continue
-        if include is not None and not match_any(rel, include):
-            continue
-        if excludes and match_any(rel, excludes):
+        if path == config_rel or rel == ".garden" or rel.startswith(".garden/") or not keep(rel):
             continue
         full = root / path
-        if listing.modes.get(path) == "160000":
-            continue  # a submodule's own files are listed by its own repo (not recursed yet)
-        if os.path.islink(full) and not _safe_link(full, root):
+        mode = listing.modes.get(path)
+        if mode == "160000":
+            continue  # a submodule that is not checked out
+        if path in listing.index_hash:  # unmodified tracked file: git already knows what it is
+            is_link = mode == "120000"
+        elif not os.path.lexists(full):
+            continue  # deleted in the worktree
+        else:
+            is_link = os.path.islink(full)
+        # Garden ignores symlinks that are absolute or point outside the action's source directory.
+        if is_link and not _safe_link(full, build.source_dir):
             skipped.append(rel)
             continue
         files.append(rel)
-        if not build.version_config.exclude_files or not match_any(rel, build.version_config.exclude_files):
+        if not exclude_files or not match_any(rel, exclude_files):
             hashed.append(path)
     return _Context(tuple(files), tuple(hashed), tuple(skipped))
 
@@ -259,7 +274,7 @@ def compute_versions(project: Project, listing: Listing | None = None) -> dict[s
                     for d in build.version_config.exclude_dependencies}
         deps = tuple(sorted((f"build.{d}", version_of(d, trail + (name,)).version_string)
                             for d in build.dependencies if d in builds and d not in excluded))
-        cver = config_version(build)
+        cver = config_version(build, project.exclude_values)
         parts = [cver, chash] + [x for pair in deps for x in pair]
         full = hashlib.sha256(".".join(parts).encode()).hexdigest()
         versions[name] = BuildVersion(version_string="v-" + full[:10], version_full="v-" + full,

@@ -28,8 +28,19 @@ ensure_runc() {
 
 ensure_runc
 
-if [ -x "$bin_dir/buildkitd" ] && [ -x "$bin_dir/buildctl" ]; then
+warm() { [ -x "$bin_dir/buildkitd" ] && [ -x "$bin_dir/buildctl" ]; }
+
+if warm; then
     echo "install-buildkit: $bin_dir already has buildkitd and buildctl"
+    exit 0
+fi
+
+# One build at a time per version (the stack and a test fixture may both ask for it).
+mkdir -p "$cache_dir"
+exec 9>"$cache_dir/.buildkit-$version.lock"
+flock 9
+if warm; then
+    echo "install-buildkit: $bin_dir was built by a concurrent run"
     exit 0
 fi
 

@@ -45,6 +45,14 @@ fi
 
 echo "installing:$missing"
 export DEBIAN_FRONTEND=noninteractive
+# Keep maintainer scripts from starting system redis/registry/dockerd (a system dockerd would add a
+# bridge and iptables rules): a temporary policy-rc.d that says no, unless the machine has one.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# temporary, written by install-system-packages.sh\nexit 101\n' > "$policy"
+    chmod 755 "$policy"
+    trap 'rm -f "$policy"' EXIT INT TERM
+fi
 apt-get update
 # shellcheck disable=SC2086
 apt-get install -y --no-install-recommends $missing

@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 from farm.errors import BuildError, FarmError, PermanentBuildError
-from farm.broker import redis_client
-from farm.jobs import BuildRequest, JobStore
+from farm.broker import MERGE_QUEUE, redis_client
+from farm.jobs import BuildRequest, JobStore, MergeRequest
 from workers.app import app, settings
 from workers.builders import local_docker
+from workers.index import push_index
 from workers.runtimes.local import run_job
 
 _jobs: JobStore | None = None
@@ -24,28 +26,40 @@ def jobs() -> JobStore:
     return _jobs
 
 
-@app.task(name="farm.build_platform", bind=True)
-def build_platform(self: Any, request: dict[str, Any]) -> dict[str, Any]:
+@app.task(name="farm.build_platform")
+def build_platform(request: dict[str, Any]) -> dict[str, Any]:
     """Build one Build for one platform, push it, and return its digest."""
     req = BuildRequest.model_validate(request)
+    digest = _run(req.job_id, f"{req.build} ({req.platform})", lambda log: _build(req, log))
+    if req.merge is not None and jobs().platform_done(req.merge, req.job_id):
+        merge_index.apply_async(args=[req.merge.model_dump(mode="json")], task_id=req.merge.job_id,
+                                queue=MERGE_QUEUE)
+    return {"job_id": req.job_id, "image": req.image, "digest": digest, "platform": req.platform}
+
+
+@app.task(name="farm.merge_index")
+def merge_index(request: dict[str, Any]) -> dict[str, Any]:
+    """Push the image index of a multi-platform Build once all its platforms are pushed."""
+    req = MergeRequest.model_validate(request)
+    digest = _run(req.job_id, f"{req.build} (index)", lambda log: push_index(req, settings.docker_config, log))
+    return {"job_id": req.job_id, "image": req.image, "digest": digest}
+
+
+def _run(job_id: str, what: str, work: Callable[[Callable[[str], None]], str]) -> str:
+    """Run a job's work with its record kept: started, then built with a digest or failed with a cause."""
     store = jobs()
-    store.update(req.job_id, status="started", started_at=time.time(),
-                 worker=f"{socket.gethostname()}:{os.getpid()}")
-
-    def log(line: str) -> None:
-        store.log(req.job_id, line)
-
+    store.update(job_id, status="started", started_at=time.time(), worker=f"{socket.gethostname()}:{os.getpid()}")
     try:
-        digest = _build(req, log)
+        digest = work(lambda line: store.log(job_id, line))
     except FarmError as exc:
         message = str(exc).splitlines()[0]
-        store.update(req.job_id, status="failed", error=message, finished_at=time.time())
-        store.expire_log(req.job_id)
+        store.update(job_id, status="failed", error=message, finished_at=time.time())
+        store.expire_log(job_id)
         # Re-raised as a plain build error so Flower shows FAILURE with the one-line cause.
-        raise BuildError(f"{req.build} ({req.platform}): {message}") from None
-    store.update(req.job_id, status="built", digest=digest, finished_at=time.time())
-    store.expire_log(req.job_id)
-    return {"job_id": req.job_id, "image": req.image, "digest": digest, "platform": req.platform}
+        raise BuildError(f"{what}: {message}") from None
+    store.update(job_id, status="built", digest=digest, finished_at=time.time())
+    store.expire_log(job_id)
+    return digest
 
 
 def _build(req: BuildRequest, log: Any) -> str:

@@ -132,7 +132,7 @@ class BlobCache:
         return freed
 
     def _scan(self) -> list[tuple[str, int, int]]:
-        out = []
+        out: list[tuple[str, int, int]] = []
         blobs = self.root / "blobs" / "sha256"
         if not blobs.is_dir():
             return out

@@ -17,10 +17,11 @@ from .safety import Limits, check_digest, check_manifest
 from .store import ContextStore
 
 _MARKS = "materialised"  # under the cache root: which build directories are ours to clean
+_DEFAULT_LIMITS = Limits()
 
 
 def materialise(store: ContextStore, digest: str, dest_dir: Path, cache: BlobCache,
-                limits: Limits = Limits(), *, workers: int = 8) -> Path:
+                limits: Limits = _DEFAULT_LIMITS, *, workers: int = 8) -> Path:
     """Write context `digest` into `dest_dir` (the builder's input) and return its path.
 
     The whole manifest is judged before anything is written; every blob is verified against its
@@ -96,15 +97,18 @@ def _write(store: ContextStore, manifest: ContextManifest, dest: Path, cache: Bl
             fetch(e.sha256)  # evicted by another worker, or the cached copy went bad
         raise ContextError(f"{what(e)}: blob sha256:{e.sha256} could not be placed from the cache")
 
+    def place_file(e: ManifestEntry) -> None:
+        _os(place, e, what=what(e))
+
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         list(pool.map(fetch, sorted(fresh)))
         for d in _dirs(manifest):
-            _os(lambda: _mkdir(os.path.join(dest, d)), f"context {digest}: {d!r}")
-        list(pool.map(lambda e: _os(lambda: place(e), what(e)), files))
+            _os(_mkdir, os.path.join(dest, d), what=f"context {digest}: {d!r}")
+        list(pool.map(place_file, files))
     # Symlinks last: no file is ever written after a link exists that a path could go through.
     for e in manifest.entries:
         if e.target is not None:
-            _os(lambda: os.symlink(e.target, os.path.join(dest, e.path)), what(e))
+            _os(os.symlink, e.target, os.path.join(dest, e.path), what=what(e))
 
 
 def _mkdir(path: str) -> None:
@@ -120,8 +124,8 @@ def _dirs(manifest: ContextManifest) -> list[str]:
     return sorted(out, key=lambda d: (d.count("/"), d))
 
 
-def _os(action: Callable[[], object], what: str) -> None:
+def _os(action: Callable[..., object], *args: object, what: str) -> None:
     try:
-        action()
+        action(*args)
     except OSError as exc:
         raise ContextError(f"{what}: cannot write into the build directory: {exc.strerror}") from exc

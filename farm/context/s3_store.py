@@ -76,13 +76,13 @@ class S3Store:
         return present
 
     def _exists(self, key: str) -> bool:
-        try:
-            self._s3.head_object(Bucket=self.bucket, Key=self._key(key))
-            return True
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return False
-            with self._errors(f"checking {key}"):
+        with self._errors(f"checking {key}"):
+            try:
+                self._s3.head_object(Bucket=self.bucket, Key=self._key(key))
+                return True
+            except ClientError as exc:
+                if _not_found(exc):
+                    return False
                 raise
 
     def _blob_exists(self, sha: str) -> bool:
@@ -108,16 +108,13 @@ class S3Store:
             return n
 
     def open_blob(self, sha: str) -> BinaryIO:
-        key = blob_key(sha)
-        try:
-            resp = self._s3.get_object(Bucket=self.bucket, Key=self._key(key))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
-                raise ContextError(f"context store {self.url}: blob sha256:{sha} is missing") from None
-            with self._errors(f"reading blob sha256:{sha}"):
+        with self._errors(f"reading blob sha256:{sha}"):
+            try:
+                resp = self._s3.get_object(Bucket=self.bucket, Key=self._key(blob_key(sha)))
+            except ClientError as exc:
+                if _not_found(exc):
+                    raise ContextError(f"context store {self.url}: blob sha256:{sha} is missing") from None
                 raise
-        except BotoCoreError as exc:
-            raise ContextError(f"context store {self.url}: reading blob sha256:{sha}: {exc}") from exc
         return cast(BinaryIO, resp["Body"])
 
     def has_manifest(self, hex_digest: str) -> bool:
@@ -129,14 +126,13 @@ class S3Store:
                                 ContentType="application/json")
 
     def get_manifest(self, hex_digest: str) -> bytes:
-        try:
-            resp = self._s3.get_object(Bucket=self.bucket, Key=self._key(manifest_key(hex_digest)))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
-                raise ContextError(f"context store {self.url}: no context sha256:{hex_digest}") from None
-            with self._errors("reading the manifest"):
-                raise
         with self._errors("reading the manifest"):
+            try:
+                resp = self._s3.get_object(Bucket=self.bucket, Key=self._key(manifest_key(hex_digest)))
+            except ClientError as exc:
+                if _not_found(exc):
+                    raise ContextError(f"context store {self.url}: no context sha256:{hex_digest}") from None
+                raise
             body = resp["Body"]
             try:
                 data = cast(bytes, body.read(MAX_MANIFEST_BYTES + 1))
@@ -146,3 +142,7 @@ class S3Store:
             raise ContextError(f"context store {self.url}: manifest sha256:{hex_digest} larger than "
                                f"{MAX_MANIFEST_BYTES} bytes, refused")
         return data
+
+
+def _not_found(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound")

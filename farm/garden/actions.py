@@ -13,6 +13,7 @@ from farm.garden import templates
 from farm.garden.loader import Doc, Path_, load_docs
 from farm.garden.models import BuildAction
 from farm.garden.validation import suggest, to_config_errors
+from farm.garden.varfiles import read_varfile
 
 if TYPE_CHECKING:
     from farm.garden.project import _Problems
@@ -31,6 +32,14 @@ def _on_error(doc: Doc) -> Any:
         expr = f": ${{{exc.expression}}}" if exc.expression else ""
         return doc.error(exc.message + expr, path)
     return make
+
+
+class BuildProblems(Exception):
+    """Several errors in one Build, so `validate` can list them all."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        super().__init__(str(errors[0]))
+        self.errors = errors
 
 
 def parse_dependency(dep: Any) -> tuple[str, str] | None:
@@ -68,14 +77,38 @@ def _source_dir(doc: Doc, raw: dict[str, Any], root: Path) -> Path:
     return target
 
 
+def _action_varfiles(doc: Doc, value: Any, ctx: dict[str, Any]) -> dict[str, Any]:
+    """`varfiles: [path | {path, optional}]`, relative to the config file, later ones win."""
+    out: dict[str, Any] = {}
+    if value is None:
+        return out
+    if not isinstance(value, list):
+        raise doc.error("must be a list of varfile paths", ("varfiles",))
+    for i, item in enumerate(templates.resolve(value, ctx, _on_error(doc), ("varfiles",))):
+        optional = False
+        if isinstance(item, dict):
+            optional = bool(item.get("optional", False))
+            item = item.get("path")
+        if not isinstance(item, str):
+            raise doc.error("must be a path or {path, optional}", ("varfiles", i))
+        file = doc.file.parent / item
+        if not file.is_file():
+            if optional:
+                continue
+            raise doc.error(f"varfile {file} does not exist", ("varfiles", i))
+        out.update(read_varfile(file))
+    return out
+
+
 def _one_build(doc: Doc, raw: dict[str, Any], root: Path, env_name: str,
-               ctx: dict[str, Any]) -> BuildAction | None:
+               ctx: dict[str, Any]) -> BuildAction | str:
+    """The Build, or just its name when it is disabled in this environment."""
     envs = raw.get("environments")
     if envs is not None:
         if not isinstance(envs, list):
             raise doc.error("must be a list of environment names", ("environments",))
         if env_name not in envs:
-            return None
+            return str(raw.get("name"))
     for key in raw:
         if key not in ACTION_KEYS:
             raise doc.error(f"unknown field '{key}'" + suggest(str(key), ACTION_KEYS), (str(key),))
@@ -86,14 +119,18 @@ def _one_build(doc: Doc, raw: dict[str, Any], root: Path, env_name: str,
     local = dict(ctx)
     local["this"] = {"name": name, "mode": "default"}
     action_vars = templates.resolve(action_vars, local, _on_error(doc), ("variables",))
+    action_vars.update(_action_varfiles(doc, raw.get("varfiles"), local))
     merged = {**ctx.get("var", {}), **action_vars}
     local["var"] = local["variables"] = merged
     resolved = templates.resolve(raw, local, _on_error(doc))
     if resolved.get("disabled") is True:
-        return None
+        return str(name)
     if not isinstance(name, str) or not _NAME.match(name):
         raise doc.error("a Build needs a name of lowercase letters, digits and dashes", ("name",))
 
+    for key in ("dependencies", "copyFrom"):
+        if resolved.get(key) is not None and not isinstance(resolved[key], list):
+            raise doc.error("must be a list", (key,))
     deps: list[str] = []
     for i, dep in enumerate(resolved.get("dependencies") or []):
         parsed = parse_dependency(dep)
@@ -113,13 +150,13 @@ def _one_build(doc: Doc, raw: dict[str, Any], root: Path, env_name: str,
     try:
         return BuildAction.model_validate(fields)
     except ValidationError as exc:
-        errors = to_config_errors(exc, doc, (), BuildAction)
-        raise errors[0] from None
+        raise BuildProblems(to_config_errors(exc, doc, (), BuildAction)) from None
 
 
 def load_builds(files: list[Path], root: Path, env_name: str, ctx: dict[str, Any],
                 problems: _Problems) -> dict[str, BuildAction]:
     builds: dict[str, BuildAction] = {}
+    disabled: set[str] = set()
     where: dict[str, tuple[Doc, int | None]] = {}
     for file in files:
         try:
@@ -148,7 +185,11 @@ def load_builds(files: list[Path], root: Path, env_name: str, ctx: dict[str, Any
             except ConfigError as exc:
                 problems.add(exc)
                 continue
-            if build is None:
+            except BuildProblems as many:
+                problems.add(*many.errors)
+                continue
+            if isinstance(build, str):
+                disabled.add(build)
                 continue
             if build.name in builds:
                 first = where[build.name]
@@ -157,7 +198,11 @@ def load_builds(files: list[Path], root: Path, env_name: str, ctx: dict[str, Any
                 continue
             builds[build.name] = build
             where[build.name] = (doc, doc.line_of(("name",)))
-    for name, build in builds.items():
+    for name, build in list(builds.items()):
+        if any(d in disabled and d not in builds for d in build.dependencies):
+            # Garden leaves disabled dependencies out of the graph and the version.
+            builds[name] = build = build.model_copy(
+                update={"dependencies": [d for d in build.dependencies if d in builds or d not in disabled]})
         doc, _ = where[name]
         for i, dep in enumerate(build.dependencies):
             if dep not in builds:

@@ -71,8 +71,16 @@ def list_files(root: Path, dot_ignore: str = ".gardenignore") -> Listing:
     drop = set(_wait(ignored, "ls-files --ignored")) if ignored else set()
     for path in _wait(modified, "ls-files --modified"):
         index_hash.pop(path, None)
-    files = sorted((set(modes) | set(untracked)) - drop)
-    return Listing(files=tuple(files), index_hash=index_hash, modes=modes, is_git=True)
+    files = (set(modes) | set(untracked)) - drop
+    # Submodules are recursed into, as Garden does: their files join the list under their path.
+    for sub in [p for p, m in modes.items() if m == "160000" and p in files]:
+        files.discard(sub)
+        if (root / sub / ".git").exists():
+            inner = list_files(root / sub, dot_ignore)
+            files.update(f"{sub}/{f}" for f in inner.files)
+            index_hash.update({f"{sub}/{f}": h for f, h in inner.index_hash.items()})
+            modes.update({f"{sub}/{f}": m for f, m in inner.modes.items()})
+    return Listing(files=tuple(sorted(files)), index_hash=index_hash, modes=modes, is_git=True)
 
 
 def _walk(root: Path, dot_ignore: str) -> Listing:
@@ -113,22 +121,40 @@ class Rule:
 def _read_rules(file: Path, base: str) -> list[Rule]:
     if not file.is_file():
         return []
+    return gitignore_rules(file.read_text(encoding="utf-8", errors="replace").splitlines(), base)
+
+
+def gitignore_rules(patterns: list[str] | tuple[str, ...], base: str = "") -> list[Rule]:
+    """Compile gitignore-style patterns (as in .gitignore / `git ls-files --exclude`), relative to `base`."""
     out = []
-    for raw in file.read_text(encoding="utf-8", errors="replace").splitlines():
+    for raw in patterns:
         line = raw.rstrip()
         if not line or line.startswith("#"):
             continue
         negate = line.startswith("!")
         line = line[1:] if negate else line
+        if line.startswith("./"):
+            line = line[2:]
         dir_only = line.endswith("/")
         line = line.rstrip("/")
         anchored = "/" in line
         line = line.lstrip("/")
+        if not line:
+            continue
         body = glob_regex(line)
         prefix = re.escape(base + "/") if base else ""
         pattern = prefix + ("" if anchored else "(?:.*/)?") + body
         out.append(Rule(re.compile(f"^{pattern}$"), negate, dir_only))
     return out
+
+
+def gitignored(rel: str, rules: list[Rule]) -> bool:
+    """Whether git would leave `rel` out: it, or any directory above it, matches the rules."""
+    parts = rel.split("/")
+    for i in range(1, len(parts)):
+        if ignored("/".join(parts[:i]), True, rules):
+            return True  # git does not look inside an excluded directory, so no negation can re-include
+    return ignored(rel, False, rules)
 
 
 def ignored(rel: str, is_dir: bool, rules: list[Rule]) -> bool:
@@ -189,4 +215,19 @@ def _compiled(pattern: str) -> re.Pattern[str]:
 
 
 def match_any(rel: str, patterns: list[str] | tuple[str, ...]) -> bool:
+    """Git `--glob-pathspecs` matching (what Garden uses for `include`): a literal path also
+    covers everything below it; a glob must match the whole path."""
     return any(_compiled(p).match(rel) for p in patterns)
+
+
+@lru_cache(maxsize=1024)
+def _glob(pattern: str) -> re.Pattern[str]:
+    pattern = pattern.strip()
+    pattern = pattern[2:] if pattern.startswith("./") else pattern
+    return re.compile("^" + glob_regex(pattern.rstrip("/")) + "$")
+
+
+def glob_match_any(rel: str, patterns: list[str] | tuple[str, ...]) -> bool:
+    """minimatch-style (dot: true) whole-path matching, which Garden applies to `exclude` when
+    `include` is set: no directory-prefix rule, `*` stays within a segment."""
+    return any(_glob(p).match(rel) for p in patterns)

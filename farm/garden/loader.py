@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+import re
 from typing import Any
 
 import yaml
@@ -49,14 +50,66 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader; kept as a subclass so our tweaks never leak into PyYAML's global loader."""
 
 
-def _no_timestamps() -> None:
-    # Garden (JS YAML) reads `2024-01-01` as a string; PyYAML would make a date that breaks hashing.
-    for first, resolvers in list(_Loader.yaml_implicit_resolvers.items()):
-        _Loader.yaml_implicit_resolvers[first] = [
-            (tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+_YAML_1_1_ONLY = {"tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:bool", "tag:yaml.org,2002:int",
+                  "tag:yaml.org,2002:float"}
 
 
-_no_timestamps()
+def _yaml_1_2_core() -> None:
+    """Resolve scalars like Garden's YAML 1.2 parser: `on`/`off`/`yes`/`no` and dates stay strings,
+    `010` is ten, `1:30` is a string (PyYAML follows YAML 1.1, which reads them all differently)."""
+    # A fresh dict on the subclass: PyYAML's SafeLoader (used by everyone else) stays untouched.
+    _Loader.yaml_implicit_resolvers = {
+        first: [(t, rx) for t, rx in resolvers if t not in _YAML_1_1_ONLY]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    _Loader.add_implicit_resolver("tag:yaml.org,2002:bool",
+                                  re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+    _Loader.add_implicit_resolver("tag:yaml.org,2002:int",
+                                  re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
+                                  list("-+0123456789"))
+    _Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+                   r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"), list("-+.0123456789"))
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.Node) -> int:
+    value = str(loader.construct_scalar(node))  # type: ignore[arg-type]
+    if value.startswith("0o"):
+        return int(value[2:], 8)
+    if value.startswith("0x"):
+        return int(value[2:], 16)
+    return int(value, 10)
+
+
+def _construct_bool(loader: yaml.SafeLoader, node: yaml.Node) -> bool:
+    return str(loader.construct_scalar(node)).lower() == "true"  # type: ignore[arg-type]
+
+
+_yaml_1_2_core()
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+_Loader.add_constructor("tag:yaml.org,2002:bool", _construct_bool)
+
+
+_MAX_NODES = 1_000_000
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """Node count with aliases expanded: guards against recursive anchors and alias bombs."""
+    key = id(node)
+    if key in memo:
+        if memo[key] < 0:
+            raise ValueError("a YAML alias refers to itself")
+        return memo[key]
+    memo[key] = -1
+    size = 1
+    if isinstance(node, yaml.MappingNode):
+        size += sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(item, memo) for item in node.value)
+    if size > _MAX_NODES:
+        raise ValueError("YAML aliases expand to more than a million nodes")
+    memo[key] = size
+    return size
 
 
 def _marks(node: yaml.Node, path: Path_, out: dict[Path_, int]) -> None:
@@ -76,10 +129,13 @@ def _marks(node: yaml.Node, path: Path_, out: dict[Path_, int]) -> None:
             _marks(item, path + (i,), out)
 
 
-def _yaml_error(file: Path, exc: yaml.YAMLError) -> ConfigError:
+def _yaml_error(file: Path, exc: yaml.YAMLError, text: str = "") -> ConfigError:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     line = mark.line + 1 if mark is not None else None
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if isinstance(exc, yaml.reader.ReaderError):
+        problem = f"character #x{exc.character:04x} is not allowed in YAML"
+        line = text.count("\n", 0, exc.position) + 1
     return ConfigError(f"invalid YAML: {problem}", file=str(file), line=line)
 
 
@@ -90,19 +146,23 @@ def load_docs(file: Path, text: str | None = None) -> list[Doc]:
             text = file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot read file: {exc}", file=str(file)) from None
-    loader = _Loader(text)
     docs: list[Doc] = []
+    try:
+        loader = _Loader(text)  # the reader itself rejects control characters
+    except yaml.YAMLError as exc:
+        raise _yaml_error(file, exc, text) from None
     try:
         while loader.check_node():
             node = loader.get_node()
             if node is None:
                 continue
+            _expanded_size(node, {})
             lines: dict[Path_, int] = {(): node.start_mark.line + 1}
             _marks(node, (), lines)
             data = loader.construct_document(node)
             docs.append(Doc(file=file, data=data, lines=lines))
     except yaml.YAMLError as exc:
-        raise _yaml_error(file, exc) from None
+        raise _yaml_error(file, exc, text) from None
     except (ValueError, TypeError, RecursionError) as exc:  # e.g. unhashable keys
         raise ConfigError(f"invalid YAML: {exc}", file=str(file)) from None
     finally:

@@ -6,8 +6,6 @@ naming file:line and a field path; `check_project` returns all of them for `farm
 
 from __future__ import annotations
 
-import fnmatch
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,9 +16,11 @@ from pydantic import ValidationError
 from farm.errors import ConfigError
 from farm.garden import templates
 from farm.garden.context import GitInfo, base_context, read_git_info, with_environment
+from farm.garden.files import list_files, match_any
 from farm.garden.loader import Doc, Path_, field_path, load_docs
 from farm.garden.models import BuildAction, KubernetesProvider
 from farm.garden.validation import suggest, to_config_errors
+from farm.garden.varfiles import read_varfile
 
 CONFIG_NAMES = ("garden.yml", "garden.yaml", "project.garden.yml", "project.garden.yaml")
 KUBERNETES_PROVIDERS = ("kubernetes", "local-kubernetes")
@@ -44,6 +44,8 @@ class Project:
     scan_exclude: tuple[str, ...] = ()
     git: GitInfo = GitInfo()
     provider_line: tuple[str, int | None] | None = None  # where the provider is configured, for errors
+    provider_field: str = "providers[kubernetes]"
+    exclude_values: tuple[str, ...] = ()  # excludeValuesFromActionVersions: regexes masked in config hashes
 
 
 class _Problems:
@@ -123,21 +125,6 @@ def _variables(doc: Doc, value: Any, path: Path_) -> dict[str, Any]:
     return dict(value)
 
 
-def _dotenv(path: Path) -> dict[str, str]:
-    """A Garden varfile in dotenv form (the default `garden.env`): KEY=VALUE lines."""
-    out: dict[str, str] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.removeprefix("export ").partition("=")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1]
-        out[key.strip()] = value
-    return out
-
-
 def _varfile(root: Path, doc: Doc, name: Any, default: str, path: Path_) -> dict[str, Any]:
     explicit = name is not None
     file = root / (name if isinstance(name, str) else default)
@@ -145,13 +132,7 @@ def _varfile(root: Path, doc: Doc, name: Any, default: str, path: Path_) -> dict
         if explicit:
             raise doc.error(f"varfile {file} does not exist", path)
         return {}
-    if file.suffix in (".yml", ".yaml", ".json"):
-        docs = load_docs(file)
-        data = docs[0].data if docs else {}
-        if not isinstance(data, dict):
-            raise ConfigError("a varfile must hold a mapping", file=str(file))
-        return data
-    return _dotenv(file)
+    return read_varfile(file)
 
 
 def _providers_for(doc: Doc, data: dict[str, Any], env_index: int, env_cfg: dict[str, Any],
@@ -200,49 +181,27 @@ def _load_provider(doc: Doc, providers: list[tuple[Path_, dict[str, Any]]], ctx:
         return None, path
 
 
+_FIXED_SCAN_EXCLUDES = (".git", ".gitmodules", ".garden/**/*", "debug-info*/**")
+
+
 def _scan_files(root: Path, include: tuple[str, ...] | None, exclude: tuple[str, ...],
                 dot_ignore: str) -> list[Path]:
-    """Garden config files under root, honouring scan.include/exclude and the ignore file's names."""
-    found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel_dir = os.path.relpath(dirpath, root)
-        ignored = _ignore_names(Path(dirpath) / dot_ignore) if dot_ignore else set()
-        dirnames[:] = sorted(d for d in dirnames if d not in (".git", ".garden") and d not in ignored
-                             and not _matches(_rel(rel_dir, d), exclude, directory=True))
-        for name in sorted(filenames):
-            rel = _rel(rel_dir, name)
-            if not is_config_file(name) or name in ignored or _matches(rel, exclude):
-                continue
-            if include is not None and not _matches(rel, include):
-                continue
-            found.append(Path(dirpath) / name)
+    """Garden config files in the project, found the way Garden finds them: from the git listing
+    (tracked + untracked, dot-ignore files honoured), then scan.include / scan.exclude."""
+    listing = list_files(root, dot_ignore)
+    found = []
+    for rel in listing.files:
+        name = rel.rsplit("/", 1)[-1]
+        if not is_config_file(name) or match_any(rel, _FIXED_SCAN_EXCLUDES) or "/.garden/" in f"/{rel}":
+            continue
+        if include is not None and not match_any(rel, include):
+            continue
+        if exclude and match_any(rel, exclude):
+            continue
+        path = root / rel
+        if path.is_file():  # listed but deleted, or a symlink to nowhere
+            found.append(path)
     return found
-
-
-def _rel(rel_dir: str, name: str) -> str:
-    return name if rel_dir == "." else f"{rel_dir}/{name}"
-
-
-def _ignore_names(file: Path) -> set[str]:
-    # Config discovery only needs plain names; the version file list applies full git semantics.
-    if not file.is_file():
-        return set()
-    return {ln.strip().strip("/") for ln in file.read_text(errors="replace").splitlines()
-            if ln.strip() and not ln.startswith(("#", "!")) and "*" not in ln and "/" not in ln.strip("/")}
-
-
-def _matches(rel: str, globs: tuple[str, ...], directory: bool = False) -> bool:
-    for pattern in globs:
-        pat = pattern.rstrip("/")
-        if fnmatch.fnmatch(rel, pat) or fnmatch.fnmatch(rel, pat.replace("**/", "")):
-            return True
-        if directory and (fnmatch.fnmatch(rel + "/x", pat) or pat.startswith(rel + "/**")):
-            return pat.endswith("**") or pat.endswith("**/*")
-        if pat.endswith("/**/*") or pat.endswith("/**"):
-            prefix = pat.rsplit("/**", 1)[0]
-            if rel == prefix or rel.startswith(prefix + "/"):
-                return True
-    return False
 
 
 def load_project(root: Path | str, env: str | None = None, *, git: GitInfo | None = None,
@@ -253,6 +212,15 @@ def load_project(root: Path | str, env: str | None = None, *, git: GitInfo | Non
         raise problems.errors[0]
     assert project is not None
     return project
+
+
+def environment_names(root: Path | str) -> list[str]:
+    """The environments a project declares (["default"] when it lists none)."""
+    data = _find_project_doc(Path(root).resolve()).data
+    envs = data.get("environments")
+    if not isinstance(envs, list) or not envs:
+        return ["default"]
+    return [e["name"] for e in envs if isinstance(e, dict) and isinstance(e.get("name"), str)]
 
 
 def check_project(root: Path | str, env: str | None = None, *, git: GitInfo | None = None) -> list[ConfigError]:
@@ -293,6 +261,9 @@ def _load(root: Path, env: str | None, git: GitInfo | None,
     variables.update(_varfile(root, doc, env_cfg.get("varfile"), f"garden.{env_name}.env",
                               env_path + ("varfile",)))
 
+    if not ns_override and "defaultNamespace" in env_cfg and env_cfg["defaultNamespace"] is None:
+        raise doc.error(f"environment '{env_name}' has no defaultNamespace: pass the namespace as "
+                        f"--env <namespace>.{env_name}", env_path + ("defaultNamespace",))
     namespace = ns_override or _resolve(doc, env_cfg.get("defaultNamespace", "default"),
                                         with_environment(ctx, env_name, "", variables),
                                         env_path + ("defaultNamespace",))
@@ -323,7 +294,11 @@ def _load(root: Path, env: str | None, git: GitInfo | None,
         provider=provider, builds=builds, variables=variables,
         environments=tuple(e.get("name", "") for e in data.get("environments") or [{"name": "default"}]),
         dot_ignore_file=dot_ignore, scan_include=scan_include, scan_exclude=scan_exclude, git=git,
-        provider_line=(str(doc.file), doc.line_of(provider_path)) if provider_path else None)
+        provider_line=(str(doc.file), doc.line_of(provider_path)) if provider_path else None,
+        provider_field=field_path(provider_path) if provider_path else "providers[kubernetes]",
+        exclude_values=_str_list(doc, _resolve(doc, data.get("excludeValuesFromActionVersions"), full_ctx,
+                                               ("excludeValuesFromActionVersions",)),
+                                 ("excludeValuesFromActionVersions",)))
     if check_registry and provider is not None and not problems.errors:
         try:
             require_registry(project)
@@ -339,5 +314,5 @@ def require_registry(project: Project) -> None:
         return
     file, line = project.provider_line or (str(project.config_file), None)
     raise ConfigError(f"buildMode {provider.build_mode} needs a deploymentRegistry to push to "
-                      "(set providers[].deploymentRegistry.hostname)", file=file, line=line,
-                      field="deploymentRegistry")
+                      "(set deploymentRegistry.hostname)", file=file, line=line,
+                      field=f"{project.provider_field}.deploymentRegistry")

@@ -6,18 +6,13 @@ TemplateError (message + expression) that the caller turns into a ConfigError wi
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from farm.garden.template_functions import FUNCTIONS, TemplateError, render
 
-class TemplateError(Exception):
-    def __init__(self, message: str, expression: str = "") -> None:
-        self.message = message
-        self.expression = expression
-        super().__init__(f"{message} in template ${{{expression}}}" if expression else message)
+__all__ = ["FUNCTIONS", "OMIT", "TemplateError", "has_template", "resolve", "resolve_string"]
 
 
 class _Missing(Exception):
@@ -264,7 +259,7 @@ def _plus(left: Node, right: Node, expr: str) -> Node:
         if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
             return a + b
         if isinstance(a, str) or isinstance(b, str):
-            return _render(a, expr) + _render(b, expr)
+            return render(a, expr) + render(b, expr)
         raise TemplateError("+ needs two numbers, two strings or two lists", expr)
     return run
 
@@ -273,88 +268,7 @@ def _truthy(value: Any) -> bool:
     return value not in (None, False, 0, "") and value == value  # NaN is falsy in JS
 
 
-# --- functions (Garden's names and argument order) ---------------------------------------------
-
-_WORDS = re.compile(
-    r"[A-Z]?[a-z]+(?=[^A-Za-z0-9]|[A-Z]|$)|[A-Z]+(?=[^A-Za-z0-9]|[A-Z][a-z]|$)"
-    r"|[A-Z]?[a-z]+|[A-Z]+|\d+")
-
-
-def _words(text: str) -> list[str]:
-    """lodash `words` for ASCII input: split on non-alphanumerics, case changes and digit runs."""
-    return _WORDS.findall(text.replace("'", "").replace("\u2019", ""))
-
-
-def _to_int(value: Any, what: str) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise TemplateError(f"{what} must be a number, got {value!r}") from None
-
-
-def _slice(value: Any, start: Any, end: Any = None) -> Any:
-    if not isinstance(value, (str, list)):
-        raise TemplateError(f"slice() needs a string or list, got {type(value).__name__}")
-    lo = _to_int(start, "slice start")
-    hi = None if end is None else _to_int(end, "slice end")
-    return value[lo:hi]
-
-
-def _need_str(value: Any, fn: str) -> str:
-    if not isinstance(value, str):
-        raise TemplateError(f"{fn}() needs a string, got {type(value).__name__}")
-    return value
-
-
-def _concat(a: Any, b: Any) -> Any:
-    if isinstance(a, list) and isinstance(b, list):
-        return a + b
-    if isinstance(a, str) and isinstance(b, str):
-        return a + b
-    raise TemplateError("concat() needs two lists or two strings")
-
-
-def _join(items: Any, sep: Any = ",") -> str:
-    if not isinstance(items, list):
-        raise TemplateError(f"join() needs a list, got {type(items).__name__}")
-    return str(sep).join(_render(i, "") for i in items)
-
-
-FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "kebabCase": lambda s: "-".join(w.lower() for w in _words(_need_str(s, "kebabCase"))),
-    "camelCase": lambda s: "".join(
-        w.lower() if i == 0 else w[:1].upper() + w[1:].lower()
-        for i, w in enumerate(_words(_need_str(s, "camelCase")))),
-    "lower": lambda s: _need_str(s, "lower").lower(),
-    "upper": lambda s: _need_str(s, "upper").upper(),
-    "trim": lambda s: _need_str(s, "trim").strip(),
-    "replace": lambda s, old, new: _need_str(s, "replace").replace(str(old), str(new)),
-    "slice": _slice,
-    "concat": _concat,
-    "join": _join,
-    "split": lambda s, sep: _need_str(s, "split").split(str(sep)),
-    "string": lambda v: _render(v, ""),
-    "isEmpty": lambda v: v is None or (hasattr(v, "__len__") and len(v) == 0),
-    "jsonEncode": lambda v: json.dumps(v, separators=(",", ":")),
-    "jsonDecode": lambda s: json.loads(_need_str(s, "jsonDecode")),
-    "base64Encode": lambda s: base64.b64encode(_need_str(s, "base64Encode").encode()).decode(),
-    "base64Decode": lambda s: base64.b64decode(_need_str(s, "base64Decode")).decode(),
-}
-
-
 # --- template strings ----------------------------------------------------------------------------
-
-def _render(value: Any, expr: str) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, (str, int, float)):
-        return str(value)
-    raise TemplateError(f"a {type(value).__name__} cannot be put inside a string", expr)
-
 
 def _split(text: str) -> list[tuple[bool, str]]:
     """Split into (is_expr, text) parts; `$${` escapes; quotes inside `${...}` may hold `}`."""
@@ -410,13 +324,17 @@ def resolve_string(text: str, context: Mapping[str, Any]) -> Any:
     try:
         if len(parts) == 1 and parts[0][0]:
             return _evaluate(parts[0][1], context)
-        return "".join(_render(_evaluate(p, context), p) if is_expr else p for is_expr, p in parts)
+        return "".join(render(_evaluate(p, context), p) if is_expr else p for is_expr, p in parts)
     except _Missing as missing:
         if optional:
             return OMIT
         expr = next((p for is_expr, p in parts if is_expr), "")
         hint = ""
-        if missing.available:
+        if missing.key.startswith("secrets."):
+            hint = " (Garden Cloud secrets are not available to the farm; use local.env.* or a varfile)"
+        elif missing.key.split(".")[0] in ("actions", "runtime", "modules", "providers"):
+            hint = " (references to other actions, modules or providers are not supported by the farm)"
+        elif missing.available:
             hint = f" (available: {', '.join(missing.available[:12])})"
         raise TemplateError(f"could not find key {missing.key}{hint}", expr) from None
 

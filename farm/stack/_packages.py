@@ -5,10 +5,12 @@ Mirrors scripts/install-system-packages.sh (same table), so an installed `farm` 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import struct
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 from farm.errors import StackError
@@ -62,6 +64,22 @@ def is_static_elf(path: Path) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def _no_service_starts() -> Iterator[None]:
+    """Keep the packages' maintainer scripts from starting system redis/registry/dockerd (a system
+    dockerd would add a bridge and iptables rules): a policy-rc.d that says no, unless one exists."""
+    policy = Path("/usr/sbin/policy-rc.d")
+    if policy.exists():
+        yield
+        return
+    policy.write_text("#!/bin/sh\n# temporary, written by farm.stack while it installs packages\nexit 101\n")
+    policy.chmod(0o755)
+    try:
+        yield
+    finally:
+        policy.unlink(missing_ok=True)
+
+
 def missing_packages(binaries: list[str]) -> list[str]:
     missing: list[str] = []
     for binary in binaries:
@@ -80,13 +98,14 @@ def ensure_binaries(binaries: list[str]) -> list[str]:
     if os.geteuid() != 0 or which("apt-get") is None:
         raise StackError(f"missing system packages {', '.join(packages)}; install them as root: {command}")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive", PATH=search_path())
-    for argv in (["apt-get", "update"],
-                 ["apt-get", "install", "-y", "--no-install-recommends", *packages]):
-        proc = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              check=False)
-        if proc.returncode != 0:
-            last = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-10:])
-            raise StackError(f"`{' '.join(argv)}` failed (exit {proc.returncode}):\n{last}")
+    with _no_service_starts():
+        for argv in (["apt-get", "update"],
+                     ["apt-get", "install", "-y", "--no-install-recommends", *packages]):
+            proc = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                  check=False)
+            if proc.returncode != 0:
+                last = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-10:])
+                raise StackError(f"`{' '.join(argv)}` failed (exit {proc.returncode}):\n{last}")
     still = missing_packages(binaries)
     if still:
         raise StackError(f"installed {', '.join(packages)} but {', '.join(still)} is still missing")

@@ -7,6 +7,7 @@ share a containerd, a namespace or a socket.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import secrets
 import socket
@@ -227,6 +228,11 @@ def _flower(paths: StackPaths, settings: StackSettings) -> Service:
     """Flower runs without authentication: it binds 127.0.0.1 only, like every stack service,
     so it is as reachable as the unauthenticated Redis it watches. FLOWER_UNAUTHENTICATED_API is
     set for the same reason, so local tools can read /api/workers."""
+    def prepare() -> None:
+        if importlib.util.find_spec("flower") is None:
+            raise StackError(f"flower is not installed for {sys.executable}; install the worker extras "
+                             "(pip install 'farm[worker]') or leave flower out")
+
     port = settings.flower_port
     env = child_env(("FLOWER_",))
     env["FLOWER_UNAUTHENTICATED_API"] = "true"
@@ -235,7 +241,7 @@ def _flower(paths: StackPaths, settings: StackSettings) -> Service:
                  "flower", "--address=127.0.0.1", f"--port={port}"),
                 ready=lambda: http_status(f"http://127.0.0.1:{port}/healthcheck") == 200,
                 tcp_port=port, env=env, start_timeout=30.0)
-    return Service("flower", f"http://127.0.0.1:{port}", (), (unit,))
+    return Service("flower", f"http://127.0.0.1:{port}", (), (unit,), prepare)
 
 
 def _buildkitd(paths: StackPaths, settings: StackSettings) -> Service:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from farm.errors import StackError
 from farm.stack import _base_image
+from farm.stack._mounts import detach, mounts_under
 from farm.stack._packages import PACKAGES, ensure_binaries, static_busybox
 from farm.stack._process import ProcessRecord, port_free, spawn, stop, tail, wait_until
 from farm.stack._services import Service, Unit, build_services, registry_password, unix_answers
@@ -62,7 +63,7 @@ class Stack:
                     pidfile.unlink(missing_ok=True)
             if stuck:
                 raise StackError(f"could not stop {', '.join(stuck)}")
-            self._remove_run_dir()
+            self._release_mounts()
 
     def status(self) -> dict[str, str]:
         """service -> "running (pid N, <addr>)" or "stopped"."""
@@ -70,9 +71,8 @@ class Stack:
         result: dict[str, str] = {}
         for name in SERVICES:
             spec = specs[name]
-            if self._running(spec):
-                record = ProcessRecord.read(self.paths.pidfile(spec.units[-1].name))
-                assert record is not None
+            record = ProcessRecord.read(self.paths.pidfile(spec.units[-1].name))
+            if record is not None and self._running(spec):
                 result[name] = f"running (pid {record.pid}, {spec.address})"
             else:
                 result[name] = "stopped"
@@ -205,21 +205,18 @@ class Stack:
                                  f"did not start; stop it first")
             unit.unix_socket.unlink()
 
-    def _remove_run_dir(self) -> None:
-        """Drop the short-lived socket/exec-root directory once nothing is mounted below it."""
-        run = self.paths.run
-        if not run.is_dir():
-            return
-        try:
-            mountinfo = Path("/proc/self/mountinfo").read_text().splitlines()
-        except OSError:
-            return
-        prefix = str(run) + "/"
-        for line in mountinfo:
-            point = line.split()[4].encode().decode("unicode_escape")  # octal escapes like \040
-            if point == str(run) or point.startswith(prefix):
-                return
-        shutil.rmtree(run, ignore_errors=True)
+    def _release_mounts(self) -> None:
+        """With dockerd and containerd stopped, detach whatever they left mounted in our dirs and
+        drop the short-lived run directory. A daemon still answering on our sockets was not started
+        by this stack (or lost its pidfile): its mounts are left alone and the user is told."""
+        for sock in (self.paths.docker_socket, self.paths.containerd_socket, self.paths.buildkit_socket):
+            if unix_answers(sock):
+                raise StackError(f"{sock} is still served by a process this stack has no pidfile for; "
+                                 "stop it by hand, then run `farm stack down` again")
+        left = detach(mounts_under(self.paths.docker_dir, self.paths.buildkit_dir, self.paths.run))
+        if left:
+            raise StackError(f"could not unmount {', '.join(left)}")
+        shutil.rmtree(self.paths.run, ignore_errors=True)
 
     def _ensure_base_image(self, settings: StackSettings) -> str:
         busybox = static_busybox()

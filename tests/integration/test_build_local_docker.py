@@ -27,9 +27,8 @@ def _run(project_dir: Path, names: list[str] = []) -> tuple[list[flow.PlannedBui
     app, jobs = producer_app(settings), JobStore(redis_client(settings))
     results = {}
     for wave in waves:
-        reqs = [r for b in wave if not flow.check_status(b, settings) for r in flow.requests_for(project, b)]
-        for r in reqs:
-            flow.enqueue(app, jobs, r)
+        reqs = [r for b in wave if not flow.check_status(b, settings).digest for r in flow.jobs_for(project, b)[0]]
+        flow.enqueue(app, jobs, reqs)
         results.update({res.build: res for res in flow.wait(app, jobs, reqs, lambda req, line: None).values()})
     return [b for w in waves for b in w], results
 
@@ -57,7 +56,7 @@ def test_builds_pushes_and_then_answers_from_the_registry(worker: object, tmp_pa
     jobs_before = set(redis_client(settings).scan_iter("farm:job:*"))
     _, again = _run(root)
     assert again == {}
-    assert flow.check_status(planned[0], settings) == res.digest
+    assert flow.check_status(planned[0], settings).digest == res.digest
     assert set(redis_client(settings).scan_iter("farm:job:*")) == jobs_before
 
 

@@ -73,7 +73,8 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, log: Path |
 @pytest.fixture(scope="session")
 def buildkit_bin() -> Path:
     if not (BIN / "buildkitd").exists() or not (BIN / "buildctl").exists():
-        run = subprocess.run(["bash", str(REPO / "scripts/install-buildkit.sh")], capture_output=True, text=True)
+        run = subprocess.run(["bash", str(REPO / "scripts/install-buildkit.sh")],
+                             capture_output=True, text=True)
         if run.returncode != 0:
             pytest.fail(f"scripts/install-buildkit.sh failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}")
     return BIN
@@ -108,7 +109,9 @@ class Registry:
             with tarfile.open(fileobj=io.BytesIO(blob), mode="r:*") as tar:
                 for member in tar.getmembers():
                     if member.isfile():
-                        out[member.name.lstrip("./")] = tar.extractfile(member).read()  # type: ignore[union-attr]
+                        data = tar.extractfile(member)
+                        assert data is not None
+                        out[member.name.lstrip("./")] = data.read()
         return out
 
 
@@ -130,11 +133,13 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     reg = Registry(f"127.0.0.1:{port}")
 
     def up() -> bool:
+        if proc.poll() is not None:
+            pytest.fail(f"docker-registry exited with {proc.returncode}:\n{log.read_text()}")
         try:
             reg.get("")
             return True
         except OSError:
-            return proc.poll() is not None and pytest.fail(f"registry exited:\n{log.read_text()}")
+            return False
 
     wait_until(up, 20, "docker-registry", log)
     yield reg
@@ -159,7 +164,11 @@ class Buildkitd:
         ]
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        wait_until(self._ready, 30, "buildkitd", self.log)
+        try:
+            wait_until(self._ready, 30, "buildkitd", self.log)
+        except BaseException:                   # pytest.fail raises a BaseException
+            self.stop()
+            raise
 
     def _ready(self) -> bool:
         if self.proc.poll() is not None:
@@ -270,9 +279,11 @@ def test_multistage_scratch_build_is_pushed(tmp_path: Path, start_buildkitd, reg
     name = f"{registry.host}/team/multistage"
     build(start_buildkitd(), ctx, name, "v-0000000001", cache=(CacheConfig(),))
 
-    assert registry.files("team/multistage", "v-0000000001") == {"hello.txt": b"hello\n", "other.txt": b"other\n"}
+    files = registry.files("team/multistage", "v-0000000001")
+    assert files == {"hello.txt": b"hello\n", "other.txt": b"other\n"}
     # 127.0.0.1:<port> resolves `auto` to inline: the cache tag is pushed as a full image too
-    assert registry.digest("team/multistage", "_buildcache") == registry.digest("team/multistage", "v-0000000001")
+    image = registry.digest("team/multistage", "v-0000000001")
+    assert registry.digest("team/multistage", "_buildcache") == image
 
 
 RUN_DOCKERFILE = """FROM {base} AS build
@@ -313,8 +324,9 @@ def test_registry_cache_is_imported_by_a_fresh_daemon(mode: str, tmp_path: Path,
 @pytest.mark.parametrize("mode", ["max", "inline"])
 def test_branch_imports_main_cache_and_pushes_only_its_own(mode: str, tmp_path: Path, start_buildkitd,
                                                            registry: Registry, base_image: str) -> None:
-    ctx = context(tmp_path, f"FROM {base_image}\nCOPY step1.txt /\nRUN cat /step1.txt > /out1 && echo built-1\n"
-                            "COPY late.txt /\n", **{"step1.txt": "one\n", "late.txt": "main\n"})
+    dockerfile = (f"FROM {base_image}\nCOPY step1.txt /\n"
+                  "RUN cat /step1.txt > /out1 && echo built-1\nCOPY late.txt /\n")
+    ctx = context(tmp_path, dockerfile, **{"step1.txt": "one\n", "late.txt": "main\n"})
     repo = f"team/branch-{mode}"
     name = f"{registry.host}/{repo}"
     build(start_buildkitd(), ctx, name, "v-main", cache=(CacheConfig(mode=mode, tag="_buildcache-main"),))
@@ -347,7 +359,8 @@ COPY does-not-exist /
 """)
     job = buildctl_job(
         ClusterBuildkitSettings(cache=()), BuildSpec(target_stage="picked"), platforms=(),
-        deployment_image_id=f"{registry.host}/team/args:v-abc", deployment_image_name=f"{registry.host}/team/args",
+        deployment_image_id=f"{registry.host}/team/args:v-abc",
+        deployment_image_name=f"{registry.host}/team/args",
         local_image_name="args", build_args={"GREETING": "hello", "FROM_ENV": None}, secrets={},
         context_dir=str(ctx), timeout=120, insecure=True, version="v-abc", arg_env={"FROM_ENV": "env-value"},
     )
@@ -367,12 +380,14 @@ COPY --from=use /hash /hash
     seen: list[str] = []
     job = buildctl_job(
         ClusterBuildkitSettings(cache=()), BuildSpec(), platforms=(),
-        deployment_image_id=f"{registry.host}/team/secret:v-1", deployment_image_name=f"{registry.host}/team/secret",
+        deployment_image_id=f"{registry.host}/team/secret:v-1",
+        deployment_image_name=f"{registry.host}/team/secret",
         local_image_name="secret", build_args={}, secrets={"npm.token": secret},
         context_dir=str(ctx), timeout=120, insecure=True,
     )
     assert secret not in " ".join(job.argv)
-    run_buildctl(job, buildkit_host=start_buildkitd().addr, secret_values=secret_environment({"npm.token": secret}),
+    run_buildctl(job, buildkit_host=start_buildkitd().addr,
+                 secret_values=secret_environment({"npm.token": secret}),
                  on_line=seen.append, buildctl=BUILDCTL)
 
     files = registry.files("team/secret", "v-1")
@@ -415,7 +430,8 @@ def test_unreachable_daemon_is_transient(tmp_path: Path, buildkit_bin: Path, reg
 def test_platforms_as_one_comma_joined_opt(tmp_path: Path, start_buildkitd, registry: Registry) -> None:
     # Both platforms run natively on amd64 hosts (386 is in the OCI worker's list), no emulation needed.
     ctx = context(tmp_path, "FROM scratch\nARG TARGETPLATFORM\nCOPY hello.txt /\n", **{"hello.txt": "hi\n"})
-    build(start_buildkitd(), ctx, f"{registry.host}/team/multi", "v-1", platforms=("linux/amd64", "linux/386"))
+    build(start_buildkitd(), ctx, f"{registry.host}/team/multi", "v-1",
+          platforms=("linux/amd64", "linux/386"))
     index = registry.manifest("team/multi", "v-1")
     platforms = {f"{m['platform']['os']}/{m['platform']['architecture']}" for m in index["manifests"]}
     assert platforms == {"linux/amd64", "linux/386"}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -22,6 +23,7 @@ import redis
 
 from farm.errors import StackError
 from farm.stack import DEFAULT_SERVICES, SERVICES, Stack
+from farm.stack._mounts import mounts_under
 from farm.stack._process import ProcessRecord
 from farm.stack._services import buildkit_bin
 
@@ -211,6 +213,36 @@ def test_buildkitd_builds_from_the_base_image_and_pushes(up_stack: Stack, tmp_pa
     url = f"http://{env['FARM_REGISTRY']}/v2/test/stack-buildkit/manifests/1"
     r = httpx.head(url, auth=registry_auth(env), headers={"Accept": MANIFEST_ACCEPT}, trust_env=False)
     assert r.status_code == 200
+
+
+def test_second_stack_runs_beside_the_first_and_survives_a_crash(
+        up_stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    port_env(monkeypatch)
+    other = Stack(tmp_path / "other")
+    try:
+        other.up()
+        a, b = up_stack.env(), other.env()
+        assert a["DOCKER_HOST"] != b["DOCKER_HOST"] and up_stack.paths.run != other.paths.run
+        for env in (a, b):
+            sock = env["DOCKER_HOST"].removeprefix("unix://")
+            with httpx.Client(transport=httpx.HTTPTransport(uds=sock), base_url="http://docker") as engine:
+                assert engine.get("/_ping").text == "OK"
+
+        # Crash: every process of the second stack dies at once (SIGKILL, no cleanup).
+        for pid in pids(other).values():
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while any(pid_exists(p) for p in pids(other).values()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert set(other.status().values()) == {"stopped"}
+        assert all(v.startswith("running") for k, v in up_stack.status().items() if k in DEFAULT_SERVICES)
+
+        other.up()  # stale pidfiles and sockets are cleared, everything comes back
+        assert all(other.status()[name].startswith("running") for name in DEFAULT_SERVICES)
+    finally:
+        other.down()
+    assert mounts_under(other.paths.state, other.paths.run) == []
+    assert not other.paths.run.exists()
 
 
 def test_down_stops_exactly_our_pids_and_up_comes_back(up_stack: Stack) -> None:

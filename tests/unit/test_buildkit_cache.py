@@ -157,7 +157,8 @@ def test_separate_insecure_cache_registry_with_port() -> None:
     out = flags("ghcr.io", caches)
     assert out[-4:] == [
         "--import-cache", "type=registry,ref=cache.local:5000/c/name:_buildcache,registry.insecure=true",
-        "--export-cache", "type=registry,ref=cache.local:5000/c/name:_buildcache,mode=max,registry.insecure=true",
+        "--export-cache",
+        "type=registry,ref=cache.local:5000/c/name:_buildcache,mode=max,registry.insecure=true",
     ]
 
 

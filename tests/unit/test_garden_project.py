@@ -168,3 +168,50 @@ def test_dependencies_and_unknown_dependency(tmp_path: Path) -> None:
 def test_no_project_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no Garden project config"):
         load(tmp_path)
+
+
+def test_top_level_provider_typo(tmp_path: Path) -> None:
+    write(tmp_path, {"project.garden.yml": PROJECT.replace("    buildMode:", "    buildMod:")})
+    with pytest.raises(ConfigError, match="unknown field 'buildMod' \\(did you mean 'buildMode'\\?\\)") as err:
+        load(tmp_path)
+    assert err.value.line == 11
+
+
+def test_other_providers_are_not_validated(tmp_path: Path) -> None:
+    write(tmp_path, {"project.garden.yml": PROJECT + "  - name: exec\n    whatever: {x: 1}\n"
+                                                     "  - name: terraform\n    initRoot: tf\n"})
+    assert load(tmp_path).provider is not None
+
+
+def test_resources_quantities_and_ephemeral(tmp_path: Path) -> None:
+    text = PROJECT + ("    resources:\n      builder:\n        limits: {cpu: 1500, memory: 3000, ephemeralStorage: 10240}\n"
+                      "      util:\n        requests: {cpu: 2000}\n")
+    write(tmp_path, {"project.garden.yml": text})
+    r = load(tmp_path).provider.resources  # type: ignore[union-attr]
+    assert r.builder.limits.quantities() == {"cpu": "1500m", "memory": "3000Mi", "ephemeral-storage": "10Gi"}
+    assert r.util.requests.quantities() == {"cpu": "2", "memory": "512Mi"}
+    assert r.util.limits.cpu == 256
+
+
+def test_bad_secret_and_platform(tmp_path: Path) -> None:
+    write(tmp_path, {"project.garden.yml": PROJECT,
+                     "api/garden.yml": BUILD + "  secrets: {'bad key': x}\n  platforms: [amd64]\n"})
+    errors = check_project(tmp_path, git=GIT)
+    assert {e.field for e in errors} == {"spec.secrets", "spec.platforms"}
+
+
+def test_registry_error_names_the_provider_field(tmp_path: Path) -> None:
+    text = ("kind: Project\nname: p\nenvironments:\n  - name: dev\n    providers:\n      - name: kubernetes\n"
+            "        buildMode: cluster-buildkit\n")
+    write(tmp_path, {"project.garden.yml": text})
+    with pytest.raises(ConfigError) as err:
+        load(tmp_path)
+    assert err.value.field == "environments[0].providers[0].deploymentRegistry" and err.value.line == 6
+
+
+def test_null_default_namespace_needs_namespace_on_the_command_line(tmp_path: Path) -> None:
+    write(tmp_path, {"project.garden.yml": "kind: Project\nname: p\nenvironments:\n  - name: dev\n"
+                                           "    defaultNamespace: null\n"})
+    with pytest.raises(ConfigError, match="--env <namespace>.dev"):
+        load(tmp_path)
+    assert load(tmp_path, "mine.dev").namespace == "mine"

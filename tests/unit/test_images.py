@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from farm.garden.models import BuildAction, KubernetesProvider
-from farm.images import build_args, image_outputs, parse_image_id
+from farm.images import build_args, cache_refs, image_outputs, parse_image_id
 
 
 def build(name: str = "api", **spec: object) -> BuildAction:
@@ -61,3 +61,51 @@ def test_build_args() -> None:
                          "FLAG": True})
     assert build_args(b, "v-9") == {"GARDEN_MODULE_VERSION": "v-9", "GARDEN_ACTION_VERSION": "mine",
                                     "FROM_ENV": None, "ZERO": "0", "FLAG": "true"}
+
+
+def buildkit(cache: list[dict[str, object]] | None = None, **registry: object) -> KubernetesProvider:
+    cfg: dict[str, object] = {"buildMode": "cluster-buildkit", "deploymentRegistry": registry}
+    if cache is not None:
+        cfg["clusterBuildkit"] = {"cache": cache}
+    return KubernetesProvider.model_validate(cfg)
+
+
+@pytest.mark.parametrize("host,mode,manifest", [
+    ("gcr.io", "inline", False),
+    ("ghcr.io", "max", False),
+    ("123.dkr.ecr.eu-west-1.amazonaws.com", "max", True),
+    ("europe-docker.pkg.dev", "max", False),
+    ("x.azurecr.io", "max", False),
+    ("hub.docker.com", "max", False),
+    ("docker.io", "inline", False),
+    ("127.0.0.1:5000", "inline", False),
+])
+def test_default_cache_mode_by_registry(host: str, mode: str, manifest: bool) -> None:
+    [ref] = cache_refs(build(), buildkit(hostname=host, namespace="namespace"))
+    assert ref.ref == f"{host}/namespace/api:_buildcache"
+    assert (ref.mode, ref.export, ref.image_manifest) == (mode, True, manifest)
+
+
+def test_cache_registry_keeps_full_local_name_and_insecure() -> None:
+    b = build(localId="org/api")
+    refs = cache_refs(b, buildkit([{"type": "registry", "registry": {"hostname": "ghcr.io", "namespace": "c",
+                                                                     "insecure": True}},
+                                   {"type": "registry", "tag": "_buildcache-main", "export": False, "mode": "min"},
+                                   {"type": "registry", "registry": {"hostname": "cache.local"}}],
+                                  hostname="ecr.example", namespace="n", insecure=False))
+    assert [(r.ref, r.mode, r.export, r.insecure) for r in refs] == [
+        ("ghcr.io/c/org/api:_buildcache", "max", True, True),
+        ("ecr.example/n/api:_buildcache-main", "min", False, False),
+        ("cache.local/org/api:_buildcache", "inline", True, False),  # no literal "undefined" segment
+    ]
+
+
+def test_no_cache_refs_outside_buildkit() -> None:
+    assert cache_refs(build(), None) == []
+    assert cache_refs(build(), provider(hostname="r")) == []
+    assert cache_refs(build(), buildkit([], hostname="r")) == []
+
+
+def test_garden_output_aliases() -> None:
+    out = image_outputs(build(), None, "v-1").as_garden_outputs()
+    assert out["deployment-image-id"] == out["deploymentImageId"] == "api:v-1"

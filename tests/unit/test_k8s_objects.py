@@ -1,4 +1,4 @@
-"""GARDEN-SPEC §5.1/§5.2: builder manifests, compared as values and validated against the OpenAPI schemas."""
+"""GARDEN-SPEC §5.1/§5.2: builder manifests, compared as values and validated against OpenAPI schemas."""
 
 from __future__ import annotations
 
@@ -40,7 +40,8 @@ def without_hash(manifest: dict) -> dict:
     return out
 
 
-@pytest.mark.parametrize("millicpu, text", [(4000, "4"), (1000, "1"), (100, "100m"), (1500, "1500m"), (256, "256m")])
+@pytest.mark.parametrize("millicpu, text", [
+    (4000, "4"), (1000, "1"), (100, "100m"), (1500, "1500m"), (256, "256m")])
 def test_cpu_strings(millicpu: int, text: str) -> None:
     assert millicpu_to_string(millicpu) == text
 
@@ -95,7 +96,8 @@ def test_default_deployment() -> None:
                     "containers": [{
                         "name": "buildkitd",
                         "image": "docker.io/gardendev/buildkit:v0.23.2",
-                        "args": ["--addr", "unix:///run/buildkit/buildkitd.sock", "--addr", "tcp://0.0.0.0:1234"],
+                        "args": ["--addr", "unix:///run/buildkit/buildkitd.sock",
+                                 "--addr", "tcp://0.0.0.0:1234"],
                         "ports": [{"name": "buildkitd", "containerPort": 1234, "protocol": "TCP"}],
                         "readinessProbe": {"exec": {"command": ["buildctl", "debug", "workers"]},
                                            "initialDelaySeconds": 3, "periodSeconds": 5},

@@ -75,3 +75,12 @@ def test_resolve_reports_path() -> None:
     data = {"x": [{"y": "${var.nope}"}]}
     with pytest.raises(ValueError, match=r"\('x', 0, 'y'\)"):
         resolve(data, CTX, lambda e, p: ValueError(str(p)))
+
+
+@pytest.mark.parametrize("text,hint", [
+    ("${secrets.TOKEN}", "Garden Cloud secrets"),
+    ("${actions.build.base.outputs.deploymentImageId}", "not supported by the farm"),
+])
+def test_unsupported_contexts_say_so(text: str, hint: str) -> None:
+    with pytest.raises(TemplateError, match=hint):
+        resolve_string(text, {**CTX, "secrets": {}})

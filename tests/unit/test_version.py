@@ -146,3 +146,38 @@ def test_dot_garden_excluded(tmp_path: Path, git: bool) -> None:
     root = make(tmp_path, git=git)
     write(root, {"api/.garden/x": "1", ".garden/y": "2"})
     assert not any(f.startswith(".garden") for f in versions(root)["api"].files)
+
+
+def test_submodule_files_are_included(tmp_path: Path) -> None:
+    sub = tmp_path / "lib"
+    write(sub, {"lib.txt": "from a submodule\n"})
+    git_init(sub)
+    root = make(tmp_path / "proj")
+    run = lambda *a: subprocess.run(["git", "-c", "protocol.file.allow=always", *a], cwd=root,  # noqa: E731
+                                    check=True, capture_output=True)
+    run("submodule", "add", "-q", str(sub), "api/vendor/lib")
+    commit_all(root)
+    v = versions(root)["api"]
+    assert "vendor/lib/lib.txt" in v.files
+    (root / "api/vendor/lib/lib.txt").write_text("changed\n")
+    assert versions(root)["api"].version_string != v.version_string
+
+
+def test_deleted_tracked_file_leaves_the_context(tmp_path: Path) -> None:
+    root = make(tmp_path)
+    (root / "api/src/main.py").unlink()
+    v = versions(root)["api"]
+    assert v.files == ("Dockerfile",)
+    assert v.content_hash == hashlib.sha256(f"Dockerfile-{git_blob_hash(b'FROM scratch' + bytes([10]))}".encode()
+                                            ).hexdigest()[:10]
+
+
+def test_tracked_symlinks(tmp_path: Path) -> None:
+    root = make(tmp_path, git=False)
+    os.symlink("/etc/passwd", root / "api/abs")
+    os.symlink("src/main.py", root / "api/ok")
+    git_init(root)
+    v = versions(root)["api"]
+    assert v.skipped_symlinks == ("abs",) and "ok" in v.files
+    expected = versions(root)
+    assert expected["api"].version_string == v.version_string

@@ -98,7 +98,8 @@ def image_flags(
 
     args: list[str] = []
     names = [deployment_image_id]
-    inline_refs = [f"{name}:{cache.tag}" for cache, name, mode in resolved if mode == "inline" and cache.export]
+    inline_refs = [f"{name}:{cache.tag}"
+                   for cache, name, mode in resolved if mode == "inline" and cache.export]
     if inline_refs:
         args += ["--export-cache", "type=inline"]
         for ref in inline_refs:

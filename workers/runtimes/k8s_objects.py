@@ -121,7 +121,7 @@ def docker_auth_secret(namespace: str, docker_config: Mapping[str, Any]) -> Mani
 
 
 def toleration(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """A user toleration in the API's shape: unset keys dropped, `tolerationSeconds` (a string in Garden) as int."""
+    """A user toleration in the API's shape: unset keys dropped, `tolerationSeconds` an int."""
     out = {k: v for k, v in spec.items() if v is not None}
     out.setdefault("operator", "Equal")
     if "tolerationSeconds" in out:
@@ -175,7 +175,8 @@ def buildkit_deployment(
         "imagePullSecrets": [{"name": name} for name in image_pull_secrets],
         "volumes": [{
             "name": auth_secret_name,
-            "secret": {"secretName": auth_secret_name, "items": [{"key": DOCKER_AUTH_KEY, "path": "config.json"}]},
+            "secret": {"secretName": auth_secret_name,
+                       "items": [{"key": DOCKER_AUTH_KEY, "path": "config.json"}]},
         }],
         "tolerations": [toleration(t) for t in tolerations] + [dict(BUILD_TOLERATION)],
     }
@@ -213,7 +214,8 @@ def buildkit_service(namespace: str) -> Manifest:
         "spec": {
             "type": "ClusterIP",
             "selector": {"app": BUILDKIT_DEPLOYMENT},
-            "ports": [{"name": "buildkitd", "port": BUILDKIT_PORT, "targetPort": "buildkitd", "protocol": "TCP"}],
+            "ports": [{"name": "buildkitd", "port": BUILDKIT_PORT, "targetPort": "buildkitd",
+                       "protocol": "TCP"}],
         },
     })
 
