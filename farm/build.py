@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from celery import Celery
 
 from farm.broker import MERGE_QUEUE, TASK_BUILD_PLATFORM, TASK_MERGE_INDEX, queue_for
+from farm.context import HashIndex, UploadStats, build_manifest, open_store, upload_context
 from farm.errors import ConfigError, UsageError
 from farm.garden import BuildAction, Project
 from farm.images import ImageOutputs, build_args, image_outputs
@@ -133,8 +134,20 @@ def check_status(build: PlannedBuild, settings: Settings) -> Status:
     return Status(digest=None, platforms=done)
 
 
-def jobs_for(project: Project, build: PlannedBuild, skip: Collection[str] = ()
-             ) -> tuple[list[BuildRequest], MergeRequest | None]:
+def upload(project: Project, build: PlannedBuild, settings: Settings,
+           on_progress: Callable[[int, int], None] | None = None) -> UploadStats:
+    """Send the Build's context (the files of its version) to the store: only the blobs it lacks."""
+    root = build.action.source_dir
+    # Hashes of unchanged files are reused between runs, kept where Garden keeps its own state.
+    index = HashIndex(project.root / ".garden" / "farm" / f"context-index-{build.name}.json")
+    manifest = build_manifest(root, build.version.files, index=index)
+    stats = upload_context(open_store(settings.context_store_url), root, manifest, on_progress, index=index)
+    index.save()
+    return stats
+
+
+def jobs_for(project: Project, build: PlannedBuild, context: UploadStats, settings: Settings,
+             skip: Collection[str] = ()) -> tuple[list[BuildRequest], MergeRequest | None]:
     """One request per platform still to build (`skip`: platforms the registry already has), and for
     several platforms the merge step, which each request carries so the last one can send it."""
     platforms = [p for p in build.platforms if p not in skip]
@@ -158,7 +171,8 @@ def jobs_for(project: Project, build: PlannedBuild, skip: Collection[str] = ()
             mode=project.provider.build_mode if project.provider else "local-docker",
             image=platform_image(build, platform),
             insecure=build.insecure,
-            context_dir=str(build.action.source_dir),
+            context=context.digest,
+            context_store=settings.context_store_url,
             dockerfile=spec.dockerfile,
             build_args=build_args(build.action, build.version.version_string),
             target=spec.target_stage,

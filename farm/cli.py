@@ -92,6 +92,7 @@ def build(names: tuple[str, ...], project_dir: Path, env_name: str | None, platf
     results: dict[str, list[BuildResult]] = {}
     failed: set[str] = set()
     queued_ids: list[dict[str, str]] = []
+    contexts: dict[str, dict[str, Any]] = {}
 
     def line(job: Any, text: str) -> None:
         _err(f"{job.build}|{getattr(job, 'platform', 'index')}| {text}")
@@ -117,7 +118,14 @@ def build(names: tuple[str, ...], project_dir: Path, env_name: str | None, platf
             results[b.name] = [BuildResult(build=b.name, version=b.version.version_string, platform=p,
                                            image=flow.platform_image(b, p), digest=d, status="cached")
                                for p, d in status.platforms.items()]
-            requests, merge = flow.jobs_for(project, b, skip=status.platforms)
+            for link in b.version.skipped_symlinks:
+                _err(f"{b.name}: warning: symlink {link} points outside the build context; left out")
+            context = flow.upload(project, b, settings, _progress(b.name))
+            _err(f"{b.name}: context {context.files} files, {_size(context.bytes)}; sent {context.uploaded_files} "
+                 f"files, {_size(context.uploaded_bytes)} ({context.skipped_files} already in the store)")
+            contexts[b.name] = {"digest": context.digest, "files": context.files, "bytes": context.bytes,
+                                "uploaded_files": context.uploaded_files, "uploaded_bytes": context.uploaded_bytes}
+            requests, merge = flow.jobs_for(project, b, context, settings, skip=status.platforms)
             if no_wait and index < len(waves) - 1:
                 later = sorted({x.name for w in waves[index + 1:] for x in w})
                 raise UsageError(f"--no-wait cannot order dependent builds: {', '.join(later)} need "
@@ -143,7 +151,7 @@ def build(names: tuple[str, ...], project_dir: Path, env_name: str | None, platf
         out = {"builds": [r.model_dump() for rs in results.values() for r in rs], "queued": queued_ids}
         click.echo(json.dumps(out, indent=2) if as_json else "\n".join(q["job_id"] for q in queued_ids))
         return
-    summary = [_summarise(name, rs) for name, rs in sorted(results.items())]
+    summary = [{**_summarise(name, rs), "context": contexts.get(name)} for name, rs in sorted(results.items())]
     if as_json:
         click.echo(json.dumps({"builds": summary}, indent=2))
     else:
@@ -157,6 +165,27 @@ def build(names: tuple[str, ...], project_dir: Path, env_name: str | None, platf
         _err(f"Flower: {settings.flower_url}")
     if any(s["status"] == "failed" for s in summary):
         sys.exit(1)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000  # type: ignore[assignment]
+    return f"{n} B"
+
+
+def _progress(name: str) -> Any:
+    """Context upload progress on stderr, at most every 10% (a line per step keeps CI logs readable)."""
+    shown = [-1]
+
+    def report(done: int, total: int) -> None:
+        step = 10 * done // total if total else 10
+        if total and step != shown[0] and total > 1_000_000:
+            shown[0] = step
+            _err(f"{name}: sending context {_size(done)} / {_size(total)}")
+
+    return report
 
 
 def _summarise(name: str, results: list[Any]) -> dict[str, Any]:

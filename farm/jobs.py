@@ -50,7 +50,8 @@ class BuildRequest(BaseModel):
     mode: str
     image: str                      # the ref to push, `<registry>/<ns>/<name>:<tag>`
     insecure: bool = False
-    context_dir: str                # where the context files are (the context store replaces this)
+    context: str                    # the context manifest's digest in the store
+    context_store: str              # the store's URL (its credentials, if any, come from the worker's env)
     dockerfile: str = "Dockerfile"
     build_args: dict[str, str | None] = {}
     target: str | None = None

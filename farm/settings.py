@@ -28,6 +28,22 @@ class Settings(BaseSettings):
     )
     flower_url: str = "http://127.0.0.1:5555"
     registry_timeout: float = 30.0
+    # Where build contexts go: file:///shared/dir or s3://bucket/prefix (FARM_S3_ENDPOINT_URL for
+    # any S3-compatible store). Empty: a directory in the state dir, for the local stack.
+    context_store: str = ""
+    # Worker side: the local blob cache and where contexts are materialised for a build.
+    cache_dir: Path | None = None
+    cache_max_bytes: int = 5 * 1024**3
+    context_max_files: int = 100_000
+    context_max_bytes: int = 10 * 1024**3
+
+    @property
+    def context_store_url(self) -> str:
+        return self.context_store or f"file://{(self.state_dir / 'contexts').resolve()}"
+
+    @property
+    def worker_dir(self) -> Path:
+        return (self.cache_dir or self.state_dir / "worker").resolve()
 
 
 def get_settings() -> Settings:

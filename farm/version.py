@@ -229,8 +229,9 @@ def _try_hash(path: Path) -> str | None:
 
 
 def content_hash(entries: list[tuple[str, str]]) -> str:
-    """entries: (path relative to the config dir, blob id), hashed in path order."""
-    joined = ".".join(f"{p}-{h}" for p, h in sorted(entries))
+    """entries: (path relative to the config dir, blob id), already in order of their absolute paths
+    (Garden sorts by absolute path, which differs from sorting "../x" style relative paths)."""
+    joined = ".".join(f"{p}-{h}" for p, h in entries)
     return hashlib.sha256(joined.encode()).hexdigest()[:10]
 
 
@@ -265,7 +266,7 @@ def compute_versions(project: Project, listing: Listing | None = None) -> dict[s
         else:
             config_dir = build.config_file.parent
             entries = []
-            for path in ctx.hashed:
+            for path in ctx.hashed:  # listing order = absolute path order
                 if path in blob:
                     rel = os.path.relpath(project.root / path, config_dir).replace(os.sep, "/")
                     entries.append((rel, blob[path]))

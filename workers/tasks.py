@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 import time
+from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
+from farm.context import BlobCache, Limits, materialise, open_store
 from farm.errors import BuildError, FarmError, PermanentBuildError
 from farm.broker import MERGE_QUEUE, redis_client
 from farm.jobs import BuildRequest, JobStore, MergeRequest
@@ -62,15 +66,38 @@ def _run(job_id: str, what: str, work: Callable[[Callable[[str], None]], str]) -
     return digest
 
 
-def _build(req: BuildRequest, log: Any) -> str:
+_cache: BlobCache | None = None
+
+
+def blob_cache() -> BlobCache:
+    global _cache
+    if _cache is None:
+        _cache = BlobCache(settings.worker_dir / "blobs", settings.cache_max_bytes)
+    return _cache
+
+
+def _build(req: BuildRequest, log: Callable[[str], None]) -> str:
+    """Materialise the context into a fresh build directory, run the mode's builder, push."""
+    builds = settings.worker_dir / "builds"
+    builds.mkdir(parents=True, exist_ok=True)
+    build_dir = Path(tempfile.mkdtemp(prefix=f"{req.build}-", dir=builds))
+    try:
+        limits = Limits(max_files=settings.context_max_files, max_bytes=settings.context_max_bytes)
+        context = materialise(open_store(req.context_store), req.context, build_dir, blob_cache(), limits)
+        log(f"context {req.context} materialised")
+        return _run_builder(req, str(context), log)
+    finally:
+        shutil.rmtree(build_dir, ignore_errors=True)
+
+
+def _run_builder(req: BuildRequest, context_dir: str, log: Callable[[str], None]) -> str:
     if req.mode != "local-docker":
         raise PermanentBuildError(f"build mode {req.mode!r} is not available on this worker yet")
-    if not os.path.isdir(req.context_dir):
-        raise PermanentBuildError(f"context directory {req.context_dir} does not exist on this worker")
-    log(f"$ {' '.join(local_docker.build_job(req).argv)}")
-    run_job(local_docker.build_job(req), log)
+    build = local_docker.build_job(req, context_dir)
+    log(f"$ {' '.join(build.argv)}")
+    run_job(build, log)
     log(f"$ docker push {req.image}")
-    lines = run_job(local_docker.push_job(req), log)
+    lines = run_job(local_docker.push_job(req, context_dir), log)
     digest = local_docker.pushed_digest(lines)
     if not digest:
         raise PermanentBuildError("docker push reported no digest")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -100,8 +101,8 @@ def _action_varfiles(doc: Doc, value: Any, ctx: dict[str, Any]) -> dict[str, Any
     return out
 
 
-def _one_build(doc: Doc, raw: dict[str, Any], root: Path, env_name: str,
-               ctx: dict[str, Any]) -> BuildAction | str:
+def _one_build(doc: Doc, raw: dict[str, Any], root: Path, env_name: str, ctx: dict[str, Any],
+               implicit_deps: tuple[str, ...] = ()) -> BuildAction | str:
     """The Build, or just its name when it is disabled in this environment."""
     envs = raw.get("environments")
     if envs is not None:
@@ -132,7 +133,7 @@ def _one_build(doc: Doc, raw: dict[str, Any], root: Path, env_name: str,
         if resolved.get(key) is not None and not isinstance(resolved[key], list):
             raise doc.error("must be a list", (key,))
     deps: list[str] = []
-    for i, dep in enumerate(resolved.get("dependencies") or []):
+    for i, dep in enumerate([*(resolved.get("dependencies") or []), *(f"build.{d}" for d in implicit_deps)]):
         parsed = parse_dependency(dep)
         if parsed is None:
             raise doc.error(f"dependency {dep!r} must look like build.<name>", ("dependencies", i))
@@ -153,11 +154,23 @@ def _one_build(doc: Doc, raw: dict[str, Any], root: Path, env_name: str,
         raise BuildProblems(to_config_errors(exc, doc, (), BuildAction)) from None
 
 
-def load_builds(files: list[Path], root: Path, env_name: str, ctx: dict[str, Any],
-                problems: _Problems) -> dict[str, BuildAction]:
-    builds: dict[str, BuildAction] = {}
-    disabled: set[str] = set()
-    where: dict[str, tuple[Doc, int | None]] = {}
+_ACTION_REF = re.compile(r"\bactions\.build\.([A-Za-z0-9_-]+)")
+ActionsContext = Callable[[dict[str, BuildAction]], dict[str, Any]]
+
+
+def action_refs(value: Any) -> set[str]:
+    """Names of Builds whose outputs a config reads through `${actions.build.<name>...}`."""
+    if isinstance(value, str):
+        return set(_ACTION_REF.findall(value)) if "${" in value else set()
+    if isinstance(value, dict):
+        return set().union(*(action_refs(v) for v in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(action_refs(v) for v in value)) if value else set()
+    return set()
+
+
+def _container_build_docs(files: list[Path], problems: _Problems) -> list[tuple[Doc, dict[str, Any]]]:
+    out = []
     for file in files:
         try:
             docs = load_docs(file)
@@ -178,26 +191,82 @@ def load_builds(files: list[Path], root: Path, env_name: str, ctx: dict[str, Any
                 problems.add(doc.error(f"unknown kind {kind!r}" + suggest(str(kind), _ACTION_KINDS),
                                        ("kind",)))
                 continue
-            if raw.get("type") != "container":
-                continue  # other Build types (exec, jib-container ...) are not the farm's business
+            if raw.get("type") == "container":  # other Build types (exec, jib ...) are not the farm's
+                out.append((doc, raw))
+    return out
+
+
+def _closure(names: set[str], builds: dict[str, BuildAction]) -> dict[str, BuildAction] | None:
+    """The named Builds and all they depend on, or None while one of them is not resolved yet."""
+    out: dict[str, BuildAction] = {}
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name in out:
+            continue
+        if name not in builds:
+            return None
+        out[name] = builds[name]
+        todo.extend(builds[name].dependencies)
+    return out
+
+
+def load_builds(files: list[Path], root: Path, env_name: str, ctx: dict[str, Any], problems: _Problems,
+                actions_context: ActionsContext | None = None) -> dict[str, BuildAction]:
+    builds: dict[str, BuildAction] = {}
+    disabled: set[str] = set()
+    where: dict[str, tuple[Doc, int | None]] = {}
+
+    def add(doc: Doc, raw: dict[str, Any], local: dict[str, Any], refs: tuple[str, ...] = ()) -> None:
+        try:
+            build = _one_build(doc, raw, root, env_name, local, refs)
+        except ConfigError as exc:
+            problems.add(exc)
+            return
+        except BuildProblems as many:
+            problems.add(*many.errors)
+            return
+        if isinstance(build, str):
+            disabled.add(build)
+            return
+        if build.name in builds:
+            first = where[build.name]
+            problems.add(doc.error(f"Build '{build.name}' is also defined in {first[0].file}:{first[1]}",
+                                   ("name",)))
+            return
+        builds[build.name] = build
+        where[build.name] = (doc, doc.line_of(("name",)))
+
+    deferred: list[tuple[Doc, dict[str, Any], set[str]]] = []
+    for doc, raw in _container_build_docs(files, problems):
+        refs = action_refs(raw)
+        if refs and actions_context is not None:
+            deferred.append((doc, raw, refs))  # needs the versions of the Builds it reads
+        else:
+            add(doc, raw, ctx)
+    # Builds that read other Builds' outputs resolve after them, in dependency order (as in Garden).
+    while deferred:
+        ready = [(d, r, refs, c) for d, r, refs in deferred
+                 if (c := _closure(refs - disabled, builds)) is not None]
+        if not ready:
+            doc, raw, refs = deferred[0]
+            waiting = sorted(refs - set(builds) - disabled)
+            pending = {str(r.get("name")) for _, r, _ in deferred}
+            if set(waiting) & pending:
+                problems.add(doc.error(f"template references form a cycle between Builds "
+                                       f"{', '.join(sorted(pending))}"))
+                return builds
+            ready = [(doc, raw, refs, _closure(refs & set(builds), builds) or {})]
+        for doc, raw, refs, closure in ready:
+            assert actions_context is not None
             try:
-                build = _one_build(doc, raw, root, env_name, ctx)
+                local = {**ctx, "actions": actions_context(closure)}
             except ConfigError as exc:
                 problems.add(exc)
-                continue
-            except BuildProblems as many:
-                problems.add(*many.errors)
-                continue
-            if isinstance(build, str):
-                disabled.add(build)
-                continue
-            if build.name in builds:
-                first = where[build.name]
-                problems.add(doc.error(f"Build '{build.name}' is also defined in {first[0].file}:{first[1]}",
-                                       ("name",)))
-                continue
-            builds[build.name] = build
-            where[build.name] = (doc, doc.line_of(("name",)))
+                local = ctx
+            add(doc, raw, local, tuple(sorted(refs)))
+            deferred = [d for d in deferred if d[0] is not doc or d[1] is not raw]
+
     for name, build in list(builds.items()):
         if any(d in disabled and d not in builds for d in build.dependencies):
             # Garden leaves disabled dependencies out of the graph and the version.

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from farm.errors import ConfigError
 from farm.garden import templates
 from farm.garden.context import GitInfo, base_context, read_git_info, with_environment
-from farm.garden.files import list_files, match_any
+from farm.garden.files import Listing, list_files, match_any
 from farm.garden.loader import Doc, Path_, field_path, load_docs
 from farm.garden.models import BuildAction, KubernetesProvider
 from farm.garden.validation import suggest, to_config_errors
@@ -185,10 +185,9 @@ _FIXED_SCAN_EXCLUDES = (".git", ".gitmodules", ".garden/**/*", "debug-info*/**")
 
 
 def _scan_files(root: Path, include: tuple[str, ...] | None, exclude: tuple[str, ...],
-                dot_ignore: str) -> list[Path]:
+                listing: Listing) -> list[Path]:
     """Garden config files in the project, found the way Garden finds them: from the git listing
     (tracked + untracked, dot-ignore files honoured), then scan.include / scan.exclude."""
-    listing = list_files(root, dot_ignore)
     found = []
     for rel in listing.files:
         name = rel.rsplit("/", 1)[-1]
@@ -286,19 +285,37 @@ def _load(root: Path, env: str | None, git: GitInfo | None,
     providers = _providers_for(doc, data, env_index, env_cfg, env_name)
     provider, provider_path = _load_provider(doc, providers, full_ctx, env_name, name, namespace, problems)
 
-    files = _scan_files(root, scan_include, scan_exclude, dot_ignore)
-    builds = load_builds(files, root, env_name, full_ctx, problems)
+    listing = list_files(root, dot_ignore)
+    files = _scan_files(root, scan_include, scan_exclude, listing)
+    exclude_values = _str_list(doc, _resolve(doc, data.get("excludeValuesFromActionVersions"), full_ctx,
+                                             ("excludeValuesFromActionVersions",)),
+                               ("excludeValuesFromActionVersions",))
 
-    project = Project(
-        name=name, root=root, config_file=doc.file, environment=env_name, namespace=namespace,
-        provider=provider, builds=builds, variables=variables,
-        environments=tuple(e.get("name", "") for e in data.get("environments") or [{"name": "default"}]),
-        dot_ignore_file=dot_ignore, scan_include=scan_include, scan_exclude=scan_exclude, git=git,
-        provider_line=(str(doc.file), doc.line_of(provider_path)) if provider_path else None,
-        provider_field=field_path(provider_path) if provider_path else "providers[kubernetes]",
-        exclude_values=_str_list(doc, _resolve(doc, data.get("excludeValuesFromActionVersions"), full_ctx,
-                                               ("excludeValuesFromActionVersions",)),
-                                 ("excludeValuesFromActionVersions",)))
+    def project_with(builds: dict[str, BuildAction]) -> Project:
+        return Project(
+            name=name, root=root, config_file=doc.file, environment=env_name, namespace=namespace,
+            provider=provider, builds=builds, variables=variables,
+            environments=tuple(e.get("name", "") for e in data.get("environments") or [{"name": "default"}]),
+            dot_ignore_file=dot_ignore, scan_include=scan_include, scan_exclude=scan_exclude, git=git,
+            provider_line=(str(doc.file), doc.line_of(provider_path)) if provider_path else None,
+            provider_field=field_path(provider_path) if provider_path else "providers[kubernetes]",
+            exclude_values=exclude_values)
+
+    def actions_context(subset: dict[str, BuildAction]) -> dict[str, Any]:
+        """`actions.build.<name>`: what a Build may read of the Builds it depends on (their versions
+        and image outputs), computed from the same file listing."""
+        from farm.images import image_outputs
+        from farm.version import compute_versions
+
+        versions = compute_versions(project_with(subset), listing)
+        return {"build": {
+            n: {"name": n, "kind": "Build", "type": "container", "disabled": False,
+                "version": versions[n].version_string,
+                "outputs": image_outputs(b, provider, versions[n].version_string).as_garden_outputs()}
+            for n, b in subset.items()}}
+
+    builds = load_builds(files, root, env_name, full_ctx, problems, actions_context)
+    project = project_with(builds)
     if check_registry and provider is not None and not problems.errors:
         try:
             require_registry(project)

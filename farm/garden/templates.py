@@ -332,6 +332,8 @@ def resolve_string(text: str, context: Mapping[str, Any]) -> Any:
         hint = ""
         if missing.key.startswith("secrets."):
             hint = " (Garden Cloud secrets are not available to the farm; use local.env.* or a varfile)"
+        elif missing.key.startswith("actions.build.") and missing.key.count(".") == 2:
+            hint = " (no container Build of that name is enabled in this environment)"
         elif missing.key.split(".")[0] in ("actions", "runtime", "modules", "providers"):
             hint = " (references to other actions, modules or providers are not supported by the farm)"
         elif missing.available:

@@ -27,7 +27,8 @@ def _run(project_dir: Path, names: list[str] = []) -> tuple[list[flow.PlannedBui
     app, jobs = producer_app(settings), JobStore(redis_client(settings))
     results = {}
     for wave in waves:
-        reqs = [r for b in wave if not flow.check_status(b, settings).digest for r in flow.jobs_for(project, b)[0]]
+        reqs = [r for b in wave if not flow.check_status(b, settings).digest
+                for r in flow.jobs_for(project, b, flow.upload(project, b, settings), settings)[0]]
         flow.enqueue(app, jobs, reqs)
         results.update({res.build: res for res in flow.wait(app, jobs, reqs, lambda req, line: None).values()})
     return [b for w in waves for b in w], results

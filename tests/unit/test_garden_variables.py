@@ -169,3 +169,53 @@ def test_source_path_outside_project(tmp_path: Path) -> None:
                               "a/garden.yml": "kind: Build\ntype: container\nname: a\nsource: {path: ../../outside}\n"})
     with pytest.raises(ConfigError, match="inside the project"):
         load_project(tmp_path / "proj", git=GIT)
+
+
+REF_BASE = "kind: Build\ntype: container\nname: base\n"
+REF_API = """\
+kind: Build
+type: container
+name: api
+spec:
+  buildArgs:
+    BASE_IMAGE: ${actions.build.base.outputs.deployment-image-id}
+    BASE_VERSION: ${actions.build.base.version}
+"""
+
+
+def test_build_reads_another_builds_outputs(tmp_path: Path) -> None:
+    write(tmp_path, {"project.garden.yml": PROJECT, "base/garden.yml": REF_BASE, "base/Dockerfile": "FROM scratch\n",
+                     "api/garden.yml": REF_API, "api/Dockerfile": "FROM scratch\n"})
+    p = load_project(tmp_path, git=GIT)
+    v = compute_versions(p)
+    api = p.builds["api"]
+    assert api.dependencies == ["base"]  # an implicit dependency, as in Garden
+    assert api.spec.build_args == {"BASE_IMAGE": f"reg.example.com/{p.namespace}/base:{v['base'].version_string}",
+                                   "BASE_VERSION": v["base"].version_string}
+    before = v["api"].version_string
+    write(tmp_path, {"base/Dockerfile": "FROM scratch\nENV X=1\n"})
+    p2 = load_project(tmp_path, git=GIT)
+    v2 = compute_versions(p2)
+    assert p2.builds["api"].spec.build_args["BASE_VERSION"] == v2["base"].version_string != v["base"].version_string
+    assert v2["api"].version_string != before
+
+
+def test_chained_references_and_unknown_reference(tmp_path: Path) -> None:
+    third = "kind: Build\ntype: container\nname: web\nspec:\n  buildArgs:\n    API: ${actions.build.api.version}\n"
+    write(tmp_path, {"project.garden.yml": PROJECT, "base/garden.yml": REF_BASE, "api/garden.yml": REF_API,
+                     "web/garden.yml": third})
+    p = load_project(tmp_path, git=GIT)
+    v = compute_versions(p)
+    assert p.builds["web"].spec.build_args["API"] == v["api"].version_string
+    write(tmp_path, {"web/garden.yml": third.replace("actions.build.api", "actions.build.apx")})
+    with pytest.raises(ConfigError, match=r"actions.build.apx.*no container Build of that name") as err:
+        load_project(tmp_path, git=GIT)
+    assert err.value.field == "spec.buildArgs.API" and err.value.line == 6
+
+
+def test_reference_cycle(tmp_path: Path) -> None:
+    a = "kind: Build\ntype: container\nname: a\nspec:\n  buildArgs:\n    B: ${actions.build.b.version}\n"
+    b = "kind: Build\ntype: container\nname: b\nspec:\n  buildArgs:\n    A: ${actions.build.a.version}\n"
+    write(tmp_path, {"project.garden.yml": PROJECT, "a/garden.yml": a, "b/garden.yml": b})
+    with pytest.raises(ConfigError, match="cycle"):
+        load_project(tmp_path, git=GIT)

@@ -5,13 +5,14 @@ from workers.builders import local_docker
 
 def _req(**kw: object) -> BuildRequest:
     base = dict(job_id="j1", project="p", build="api", version="v-0123456789", platform="linux/amd64",
-                mode="local-docker", image="127.0.0.1:5050/ns/api:v-0123456789", context_dir="/ctx")
+                mode="local-docker", image="127.0.0.1:5050/ns/api:v-0123456789", context="sha256:" + "0" * 64,
+                context_store="file:///store")
     return BuildRequest(**{**base, **kw})  # type: ignore[arg-type]
 
 
 def test_build_argv_in_garden_order() -> None:
     job = local_docker.build_job(_req(dockerfile="docker/Dockerfile", build_args={"B": "2", "A": None},
-                                      target="prod", extra_flags=["--no-cache"]))
+                                      target="prod", extra_flags=["--no-cache"]), "/ctx")
     assert job.argv == ("docker", "build", "--file", "docker/Dockerfile", "--tag", "127.0.0.1:5050/ns/api:v-0123456789",
                         "--build-arg", "A", "--build-arg", "B=2", "--target", "prod", "--platform", "linux/amd64",
                         "--no-cache", ".")
@@ -20,7 +21,7 @@ def test_build_argv_in_garden_order() -> None:
 
 
 def test_push_has_no_credentials_in_argv() -> None:
-    job = local_docker.push_job(_req())
+    job = local_docker.push_job(_req(), "/ctx")
     assert job.argv == ("docker", "push", "127.0.0.1:5050/ns/api:v-0123456789")
 
 

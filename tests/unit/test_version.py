@@ -181,3 +181,16 @@ def test_tracked_symlinks(tmp_path: Path) -> None:
     assert v.skipped_symlinks == ("abs",) and "ok" in v.files
     expected = versions(root)
     assert expected["api"].version_string == v.version_string
+
+
+def test_entries_follow_absolute_path_order(tmp_path: Path) -> None:
+    # The config sits below its source dir: "../zzz.txt" sorts first as a relative path, last by absolute path.
+    root = make(tmp_path)
+    write(root, {"ctx/sub.garden.yml": "kind: Build\ntype: container\nname: up\nsource: {path: ..}\n"
+                                       "include: [ctx/**/*, zzz.txt]\n",
+                 "ctx/Dockerfile": "FROM scratch\n", "ctx/x.txt": "x", "zzz.txt": "top"})
+    v = versions(root)["up"]
+    assert v.files == ("ctx/Dockerfile", "ctx/x.txt", "zzz.txt")
+    entries = [("Dockerfile", git_blob_hash(b"FROM scratch\n")), ("x.txt", git_blob_hash(b"x")),
+               ("../zzz.txt", git_blob_hash(b"top"))]
+    assert v.content_hash == hashlib.sha256(".".join(f"{p}-{h}" for p, h in entries).encode()).hexdigest()[:10]

@@ -10,7 +10,7 @@ from workers.builders.base import BuilderJob
 _DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
 
 
-def build_job(req: BuildRequest) -> BuilderJob:
+def build_job(req: BuildRequest, context_dir: str) -> BuilderJob:
     """The `docker build` command for a request. The classic builder: this engine has no buildx."""
     argv = ["docker", "build", "--file", req.dockerfile, "--tag", req.image]
     for key, value in sorted(req.build_args.items()):
@@ -20,13 +20,13 @@ def build_job(req: BuildRequest) -> BuilderJob:
     if req.platform:
         argv += ["--platform", req.platform]
     argv += [*req.extra_flags, "."]
-    return BuilderJob(mode="local-docker", argv=tuple(argv), context_dir=req.context_dir,
+    return BuilderJob(mode="local-docker", argv=tuple(argv), context_dir=context_dir,
                       timeout=req.timeout, env=(("DOCKER_BUILDKIT", "0"),))
 
 
-def push_job(req: BuildRequest) -> BuilderJob:
+def push_job(req: BuildRequest, context_dir: str) -> BuilderJob:
     """`docker push`: credentials come from DOCKER_CONFIG in the worker's environment, never argv."""
-    return BuilderJob(mode="local-docker", argv=("docker", "push", req.image), context_dir=req.context_dir,
+    return BuilderJob(mode="local-docker", argv=("docker", "push", req.image), context_dir=context_dir,
                       timeout=req.timeout)
 
 
