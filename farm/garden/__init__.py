@@ -12,10 +12,10 @@ from farm.garden.models import (
     Resources,
     Toleration,
 )
-from farm.garden.project import Project, check_project, load_project, require_registry
+from farm.garden.project import Project, check_project, environment_names, load_project, require_registry
 
 __all__ = [
     "BuildAction", "BuildSpec", "CacheConfig", "ClusterBuildkitConfig", "GitInfo", "KanikoConfig",
     "KubernetesProvider", "Project", "RegistryConfig", "Resources", "Toleration", "check_project",
-    "load_project", "require_registry",
+    "environment_names", "load_project", "require_registry",
 ]

@@ -41,11 +41,11 @@ def test_shop_dev(shop: Path) -> None:
     assert provider.resources.builder.requests.cpu == 100
     api = project.builds["api"]
     assert api.timeout == 900 and api.spec.target_stage == "runtime"
-    assert api.spec.build_args == {"CHANNEL": "edge", "BASE_IMAGE": "registry.shop.example.com/shop/base",
-                                   "PIP_INDEX_URL": None}
+    v = compute_versions(project)
+    assert api.spec.build_args == {"CHANNEL": "edge", "PIP_INDEX_URL": None,
+                                   "BASE_IMAGE": f"registry.shop.example.com/shop/base:{v['base'].version_string}"}
     web = project.builds["web"]
     assert web.source_dir == shop.resolve() / "frontend" and not web.allow_publish
-    v = compute_versions(project)
     assert v["web"].files == (".dockerignore", "docker/web.Dockerfile", "public/index.html")
     assert v["api"].files == ("Dockerfile", "requirements.txt", "src/BUILD_INFO", "src/app.py")
     out = image_outputs(web, provider, v["web"].version_string)

@@ -64,4 +64,5 @@ def run_job(job: BuilderJob, on_line: Callable[[str], None], *, env: Mapping[str
     last = "\n".join(tail)
     if code in (137, -9):
         raise PermanentBuildError(f"{job.mode}: the builder was killed (exit 137, out of memory?)\n{last}")
-    raise PermanentBuildError(f"{job.mode}: builder exited with code {code}\n{last}")
+    cause = next((line.strip() for line in reversed(tail) if line.strip()), "no output")
+    raise PermanentBuildError(f"{job.mode}: {job.argv[0]} exited with code {code}: {cause}\n{last}")
