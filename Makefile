@@ -31,14 +31,14 @@ demo: venv system
 	@$(STACK_ENV) && $(FARM) build --project config/examples/demo
 
 test: venv system buildkit
-	$(FARM) stack up
+	$(FARM) stack up --with buildkitd
 	@$(STACK_ENV) && $(PY) -m pytest -q -p no:cacheprovider tests
 
 test-unit: venv
 	$(PY) -m pytest -q tests/unit
 
 bench: venv system buildkit
-	$(FARM) stack up
+	$(FARM) stack up --with buildkitd
 	@$(STACK_ENV) && for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 down:

@@ -18,7 +18,7 @@ from farm.broker import MERGE_QUEUE, TASK_BUILD_PLATFORM, TASK_MERGE_INDEX, queu
 from farm.context import HashIndex, UploadStats, build_manifest, open_store, upload_context
 from farm.errors import ConfigError, UsageError
 from farm.garden import BuildAction, Project
-from farm.images import ImageOutputs, build_args, image_outputs
+from farm.images import ImageOutputs, build_args, cache_refs, image_outputs
 from farm.jobs import BuildRequest, BuildResult, JobStore, MergeRequest
 from farm.registry import RegistryClient, load_credentials, parse_reference
 from farm.registry.manifests import INDEX_TYPES, index_platforms
@@ -36,6 +36,12 @@ class PlannedBuild:
     platforms: list[str]
     insecure: bool
     depends_on: list[str] = field(default_factory=list)
+    one_call: bool = False          # all platforms in one cluster-buildkit call, no per-platform jobs
+
+    @property
+    def fan_out(self) -> bool:
+        """One job per platform, merged into an index afterwards."""
+        return len(self.platforms) > 1 and not self.one_call
 
     @property
     def name(self) -> str:
@@ -43,7 +49,7 @@ class PlannedBuild:
 
 
 def plan(project: Project, versions: dict[str, BuildVersion], names: Sequence[str],
-         platforms: Sequence[str] = ()) -> list[list[PlannedBuild]]:
+         platforms: Sequence[str] = (), one_call: bool = False) -> list[list[PlannedBuild]]:
     """The builds to consider, with their dependencies, in waves: a wave needs only earlier waves."""
     unknown = [n for n in names if n not in project.builds]
     if unknown:
@@ -51,6 +57,9 @@ def plan(project: Project, versions: dict[str, BuildVersion], names: Sequence[st
         raise UsageError(f"no Build named {', '.join(unknown)} in {project.root} (Builds: {known})")
     provider = project.provider
     registry = provider.deployment_registry if provider else None
+    mode = provider.build_mode if provider else "local-docker"
+    if one_call and mode != "cluster-buildkit":
+        raise UsageError(f"the one-call multi-platform form needs buildMode cluster-buildkit (this project: {mode})")
     if registry is None:
         raise ConfigError("the kubernetes provider needs a deploymentRegistry for the farm to push to",
                           file=str(project.root / "project.garden.yml"), field="providers[kubernetes].deploymentRegistry")
@@ -63,6 +72,7 @@ def plan(project: Project, versions: dict[str, BuildVersion], names: Sequence[st
             platforms=list(platforms) or list(project.builds[name].spec.platforms) or [DEFAULT_PLATFORM],
             insecure=bool(registry.insecure),
             depends_on=[d for d in project.builds[name].dependencies if d in project.builds],
+            one_call=one_call,
         )
         for name in selected
     }
@@ -98,7 +108,7 @@ def platform_tag(version: str, platform: str) -> str:
 def platform_image(build: PlannedBuild, platform: str) -> str:
     """The ref a platform's task pushes: the version tag itself for a single-platform build, else a
     per-platform tag (`<version>-<os>-<arch>[-<variant>]`) that the merge step lists in the index."""
-    if len(build.platforms) == 1:
+    if not build.fan_out:
         return build.outputs.deployment_image_id
     return f"{build.outputs.deployment_image_name}:{platform_tag(build.version.version_string, platform)}"
 
@@ -123,7 +133,7 @@ def check_status(build: PlannedBuild, settings: Settings) -> Status:
                 listed = index_platforms(got[0].media_type, got[1]) if got else set()
             if (listed is None and len(build.platforms) == 1) or (listed is not None and set(build.platforms) <= listed):
                 return Status(digest=info.digest)
-        if len(build.platforms) == 1:
+        if not build.fan_out:
             return Status(digest=None)
         done = {}
         for platform in build.platforms:
@@ -150,10 +160,12 @@ def jobs_for(project: Project, build: PlannedBuild, context: UploadStats, settin
              skip: Collection[str] = ()) -> tuple[list[BuildRequest], MergeRequest | None]:
     """One request per platform still to build (`skip`: platforms the registry already has), and for
     several platforms the merge step, which each request carries so the last one can send it."""
-    platforms = [p for p in build.platforms if p not in skip]
-    job_ids = {p: uuid.uuid4().hex for p in platforms}
+    # One job per platform, or one job for them all (its key is the first platform: its queue).
+    groups = {p: [p] for p in build.platforms if p not in skip} if build.fan_out else \
+        {build.platforms[0]: list(build.platforms)}
+    job_ids = {p: uuid.uuid4().hex for p in groups}
     merge = None
-    if len(build.platforms) > 1:
+    if build.fan_out:
         merge = MergeRequest(
             job_id=uuid.uuid4().hex, project=project.name, build=build.name, version=build.version.version_string,
             image=build.outputs.deployment_image_id, insecure=build.insecure,
@@ -161,6 +173,7 @@ def jobs_for(project: Project, build: PlannedBuild, context: UploadStats, settin
             needs=list(job_ids.values()),
         )
     spec = build.action.spec
+    mode = project.provider.build_mode if project.provider else "local-docker"
     requests = [
         BuildRequest(
             job_id=job_ids[platform],
@@ -168,7 +181,8 @@ def jobs_for(project: Project, build: PlannedBuild, context: UploadStats, settin
             build=build.name,
             version=build.version.version_string,
             platform=platform,
-            mode=project.provider.build_mode if project.provider else "local-docker",
+            platforms=groups[platform],
+            mode=mode,
             image=platform_image(build, platform),
             insecure=build.insecure,
             context=context.digest,
@@ -179,13 +193,16 @@ def jobs_for(project: Project, build: PlannedBuild, context: UploadStats, settin
             extra_flags=list(spec.extra_flags or []),
             timeout=build.action.timeout,
             merge=merge,
+            cache=cache_refs(build.action, project.provider),
+            secret_ids=sorted(spec.secrets),
         )
-        for platform in platforms
+        for platform in groups
     ]
     return requests, merge
 
 
-def enqueue(app: Celery, jobs: JobStore, requests: Sequence[BuildRequest], merge: MergeRequest | None = None) -> None:
+def enqueue(app: Celery, jobs: JobStore, requests: Sequence[BuildRequest], merge: MergeRequest | None = None,
+            secrets: dict[str, str] | None = None, secrets_ttl: int = 7200) -> None:
     """Record each job as queued, then send the tasks by name, each platform to its own queue.
 
     The fan-in of several platforms is a set in Redis: the platform job that completes it sends
@@ -197,6 +214,7 @@ def enqueue(app: Celery, jobs: JobStore, requests: Sequence[BuildRequest], merge
     for req in requests:
         jobs.update(req.job_id, status="queued", build=req.build, version=req.version, platform=req.platform,
                     image=req.image, queued_at=time.time())
+        jobs.put_secrets(req.job_id, secrets or {}, secrets_ttl)
         app.send_task(TASK_BUILD_PLATFORM, args=[req.model_dump(mode="json")], task_id=req.job_id,
                       queue=queue_for(req.platform))
     if merge is not None and not requests:

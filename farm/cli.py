@@ -72,8 +72,11 @@ def machine_platform() -> str:
 @click.option("--force", is_flag=True, help="Build even when the registry already has the image.")
 @click.option("--no-wait", is_flag=True, help="Enqueue and return the job ids without waiting.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+@click.option("--multi-platform", type=click.Choice(["fan-out", "one-call"]), default=None,
+              help="Several platforms: a job per platform merged into an index (default), or one "
+                   "cluster-buildkit call for all of them ($FARM_MULTI_PLATFORM).")
 def build(names: tuple[str, ...], project_dir: Path, env_name: str | None, platforms: tuple[str, ...],
-          force: bool, no_wait: bool, as_json: bool) -> None:
+          force: bool, no_wait: bool, as_json: bool, multi_platform: str | None) -> None:
     """Build the project's container Builds (all, or NAMES) on the farm and push them."""
     from farm import build as flow
     from farm.broker import check_broker, producer_app, redis_client
@@ -84,7 +87,7 @@ def build(names: tuple[str, ...], project_dir: Path, env_name: str | None, platf
     settings = get_settings()
     project = load_project(project_dir.resolve(), env_name)
     versions = compute_versions(project)
-    waves = flow.plan(project, versions, names, platforms)
+    waves = flow.plan(project, versions, names, platforms, one_call=(multi_platform or settings.multi_platform) == "one-call")
     client = redis_client(settings)
     check_broker(client, settings.broker_url)
     app = producer_app(settings)
@@ -130,7 +133,8 @@ def build(names: tuple[str, ...], project_dir: Path, env_name: str | None, platf
                 later = sorted({x.name for w in waves[index + 1:] for x in w})
                 raise UsageError(f"--no-wait cannot order dependent builds: {', '.join(later)} need "
                                  f"{b.name} built first; run without --no-wait")
-            flow.enqueue(app, jobs, requests, merge)
+            flow.enqueue(app, jobs, requests, merge, secrets=dict(b.action.spec.secrets),
+                         secrets_ttl=settings.visibility_timeout)
             for req in requests:
                 _err(f"{req.build}: queued {req.platform} as job {req.job_id} on {req.image}")
             for p in status.platforms:

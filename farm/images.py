@@ -1,9 +1,12 @@
-"""How images are named (GARDEN-SPEC §2.1) and which build args a build gets (§4.4). Pure functions."""
+"""How images are named (GARDEN-SPEC §2.1), which build args a build gets (§4.4) and which registry
+caches it imports and exports (§6: cache image names and `auto` mode resolution). Pure functions."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 from farm.garden.models import BuildAction, CacheConfig, KubernetesProvider, RegistryConfig
 
@@ -70,15 +73,20 @@ def registry_image_name(registry: RegistryConfig, repository: str) -> str:
     return "/".join(p for p in (registry.host, registry.namespace, repository) if p)
 
 
-def image_outputs(build: BuildAction, provider: KubernetesProvider | None,
-                  version_string: str) -> ImageOutputs:
+def deployment_image_name(build: BuildAction, provider: KubernetesProvider | None) -> str:
+    """The local image name without a deployment registry, else `<registry>/<last segment of it>`."""
     local_name = local_image_name(build)
     registry = provider.deployment_registry if provider is not None else None
     if registry is None:
-        deployment_name = local_name
-    else:
-        # Only the last path segment of localId is kept: its org/host belong to another registry.
-        deployment_name = registry_image_name(registry, local_name.rsplit("/", 1)[-1])
+        return local_name
+    # Only the last path segment of localId is kept: its org/host belong to another registry.
+    return registry_image_name(registry, local_name.rsplit("/", 1)[-1])
+
+
+def image_outputs(build: BuildAction, provider: KubernetesProvider | None,
+                  version_string: str) -> ImageOutputs:
+    local_name = local_image_name(build)
+    deployment_name = deployment_image_name(build, provider)
     return ImageOutputs(
         local_image_name=local_name,
         local_image_id=f"{local_name}:{version_string}",
@@ -111,51 +119,60 @@ def _arg_string(value: object) -> str:
     return str(value)
 
 
-def build_arg_flags(args: dict[str, str | None]) -> list[str]:
+def build_arg_flags(args: Mapping[str, str | None]) -> list[str]:
     """`KEY=VALUE` (or bare `KEY`) strings in order, for any builder's build-arg flag."""
     return [key if value is None else f"{key}={value}" for key, value in args.items()]
 
 
 # --- BuildKit registry cache refs (GARDEN-SPEC §6) ---------------------------------------------
+# The naming and mode resolution live here, on the producer side; the worker turns the resolved
+# CacheRefs into buildctl flags (workers/builders/buildkit_cache.py).
 
-# `mode: auto` means max only for registries known to store cache manifests; prefixes of the image name.
-_MAX_CACHE_REGISTRIES = tuple(re.compile(p, re.IGNORECASE) for p in (
-    r"^(?:[^/]+\.)?dkr\.ecr\.[^/]+\.amazonaws\.com/",  # AWS ECR (also needs image-manifest=true)
-    r"^(?:[^/]+\.)?pkg\.dev/",                        # Google Artifact Registry
-    r"^(?:[^/]+\.)?azurecr\.io/",                     # Azure ACR
-    r"^(?:hub\.docker\.com|index\.docker\.io)/",      # Docker Hub (plain docker.io does not match)
-    r"^ghcr\.io/",                                     # GHCR
-))
-_ECR = _MAX_CACHE_REGISTRIES[0]
+CacheMode = Literal["min", "max", "inline"]
+
+# Garden's `buildkit.ts` AWS_ECR_REGEX and MODE_MAX_ALLOWED_REGISTRIES: `mode: auto` means max only
+# for registries known to store cache manifests. Prefixes of the cache image name, case-insensitive.
+AWS_ECR = re.compile(r"^([^.]+\.)?dkr\.ecr\.([^.]+\.)amazonaws\.com/", re.IGNORECASE)
+MODE_MAX_REGISTRIES = (
+    AWS_ECR,                                                        # also needs image-manifest=true
+    re.compile(r"^([^/]+\.)?pkg\.dev/", re.IGNORECASE),              # Google Artifact Registry
+    re.compile(r"^([^/]+\.)?azurecr\.io/", re.IGNORECASE),           # Azure ACR
+    re.compile(r"^(hub\.docker\.com|index\.docker\.io)/", re.IGNORECASE),  # Docker Hub, not docker.io/
+    re.compile(r"^ghcr\.io/", re.IGNORECASE),                        # GHCR
+)
 
 
 @dataclass(frozen=True)
 class CacheRef:
-    ref: str            # <cache image name>:<tag>
-    mode: str           # resolved: min | max | inline
+    """One resolved `clusterBuildkit.cache[]` entry: what buildctl imports from and exports to."""
+
+    ref: str              # <cache image name>:<tag>
+    mode: CacheMode       # resolved, never auto
     export: bool
-    insecure: bool
+    insecure: bool        # the cache registry's, else the deployment registry's
     image_manifest: bool  # ECR with mode=max needs image-manifest=true
 
 
 def cache_image_name(build: BuildAction, provider: KubernetesProvider, cache: CacheConfig) -> str:
     """Deployment image name, or `<registry>/<localImageName>` for a separate cache registry.
 
-    Garden writes a literal "undefined" segment for a cache registry without namespace (QUIRK); we omit it.
+    A separate cache registry keeps the *full* local image name (unlike §2.1). Garden writes a
+    literal "undefined" segment for a cache registry without namespace (QUIRK); we omit it.
     """
     if cache.registry is None:
-        return image_outputs(build, provider, "x").deployment_image_name
+        return deployment_image_name(build, provider)
     return registry_image_name(cache.registry, local_image_name(build))
 
 
-def resolve_cache_mode(mode: str, image_name: str) -> str:
+def resolve_cache_mode(mode: CacheMode | Literal["auto"], image_name: str) -> CacheMode:
+    """`auto` is `max` on registries known to store cache manifests, `inline` everywhere else."""
     if mode != "auto":
         return mode
-    return "max" if any(rx.match(image_name) for rx in _MAX_CACHE_REGISTRIES) else "inline"
+    return "max" if any(rx.match(image_name) for rx in MODE_MAX_REGISTRIES) else "inline"
 
 
 def cache_refs(build: BuildAction, provider: KubernetesProvider | None) -> list[CacheRef]:
-    """The cluster-buildkit cache entries of a build, in configured (import) order."""
+    """The cluster-buildkit cache entries of a build, in configured (import) order; [] for other modes."""
     if provider is None or provider.build_mode != "cluster-buildkit":
         return []
     registry = provider.deployment_registry
@@ -166,5 +183,5 @@ def cache_refs(build: BuildAction, provider: KubernetesProvider | None) -> list[
         insecure = (cache.registry.insecure if cache.registry is not None
                     else bool(registry and registry.insecure))
         out.append(CacheRef(ref=f"{name}:{cache.tag}", mode=mode, export=cache.export, insecure=insecure,
-                            image_manifest=mode == "max" and bool(_ECR.match(name))))
+                            image_manifest=mode == "max" and bool(AWS_ECR.match(name))))
     return out

@@ -15,6 +15,8 @@ from typing import Literal
 import redis
 from pydantic import BaseModel, ConfigDict
 
+from farm.images import CacheRef
+
 JOB_TTL = 7 * 24 * 3600
 LOG_MAXLEN = 20_000
 LOG_TAIL = 30
@@ -58,6 +60,10 @@ class BuildRequest(BaseModel):
     extra_flags: list[str] = []
     timeout: int = 600
     merge: MergeRequest | None = None  # for a multi-platform Build: the index step this job feeds
+    # cluster-buildkit: every platform in one buildctl call (the one-call form), else [platform].
+    platforms: list[str] = []
+    cache: list[CacheRef] = []      # resolved registry caches, in import order
+    secret_ids: list[str] = []      # spec.secrets keys; the values travel apart (JobStore.put_secrets)
 
 
 class BuildResult(BaseModel):
@@ -118,6 +124,21 @@ class JobStore:
         """Mark one of the merge's platform jobs done; true when it was the last one."""
         done = self.redis.eval(_PLATFORM_DONE, 1, f"farm:merge:{merge.job_id}", job_id, len(merge.needs), JOB_TTL)
         return bool(done)
+
+    # Build secrets (spec.secrets values) never ride in task arguments or job records: they wait
+    # under their own key, readable by workers, until the job ends or the key expires.
+    def put_secrets(self, job_id: str, values: dict[str, str], ttl: int) -> None:
+        if values:
+            pipe = self.redis.pipeline()
+            pipe.hset(f"farm:secrets:{job_id}", mapping=values)
+            pipe.expire(f"farm:secrets:{job_id}", ttl)
+            pipe.execute()
+
+    def secrets(self, job_id: str) -> dict[str, str]:
+        return self.redis.hgetall(f"farm:secrets:{job_id}")  # type: ignore[return-value]
+
+    def drop_secrets(self, job_id: str) -> None:
+        self.redis.delete(f"farm:secrets:{job_id}")
 
     def tail(self, job_id: str, count: int = LOG_TAIL) -> list[str]:
         entries = self.redis.xrevrange(log_key(job_id), count=count)

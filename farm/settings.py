@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,6 +28,11 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("DOCKER_HOST", "FARM_DOCKER_HOST"),
     )
     flower_url: str = "http://127.0.0.1:5555"
+    # cluster-buildkit: where the worker's buildkitd listens (the stack exports it).
+    buildkit_host: str = Field(default="", validation_alias=AliasChoices("BUILDKIT_HOST", "FARM_BUILDKIT_HOST"))
+    # Several platforms: one job per platform on per-arch pools ("fan-out"), or, for cluster-buildkit
+    # without per-arch pools, one emulated buildctl call for all of them ("one-call").
+    multi_platform: Literal["fan-out", "one-call"] = "fan-out"
     registry_timeout: float = 30.0
     # Where build contexts go: file:///shared/dir or s3://bucket/prefix (FARM_S3_ENDPOINT_URL for
     # any S3-compatible store). Empty: a directory in the state dir, for the local stack.

@@ -21,10 +21,10 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="session")
 def stack_env() -> dict[str, str]:
     """The local stack, up (idempotent), and its environment exported into this process."""
-    from farm.stack import Stack
+    from farm.stack import DEFAULT_SERVICES, Stack
 
     st = Stack(Path(os.environ.get("FARM_STATE_DIR", ROOT / ".farm")))
-    st.up()
+    st.up([*DEFAULT_SERVICES, "buildkitd"])
     env = st.env()
     os.environ.update(env)
     return env
@@ -101,3 +101,20 @@ providers:
     subprocess.run(["git", "add", "-A"], cwd=root, check=True)
     subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init"], cwd=root, check=True)
     return root
+
+
+def broker_holds(env: dict[str, str], needle: str) -> list[str]:
+    """Every Redis key (broker and result backend) whose content contains `needle`."""
+    import redis
+
+    found = []
+    for url in (env["FARM_BROKER_URL"], env["FARM_RESULT_BACKEND"]):
+        r = redis.Redis.from_url(url)
+        for key in r.scan_iter("*"):
+            kind = r.type(key).decode()
+            dump = {"string": lambda: r.get(key), "hash": lambda: r.hgetall(key),
+                    "list": lambda: r.lrange(key, 0, -1), "stream": lambda: r.xrange(key),
+                    "set": lambda: r.smembers(key), "zset": lambda: r.zrange(key, 0, -1)}.get(kind, lambda: b"")()
+            if needle.encode() in repr(dump).encode():
+                found.append(key.decode())
+    return found

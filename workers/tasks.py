@@ -12,11 +12,12 @@ from collections.abc import Callable
 from typing import Any
 
 from farm.context import BlobCache, Limits, materialise, open_store
-from farm.errors import BuildError, FarmError, PermanentBuildError
+from farm.errors import BuildError, FarmError, PermanentBuildError, TransientBuildError
+from farm.registry import RegistryClient, load_credentials, parse_reference
 from farm.broker import MERGE_QUEUE, redis_client
 from farm.jobs import BuildRequest, JobStore, MergeRequest
 from workers.app import app, settings
-from workers.builders import local_docker
+from workers.builders import cluster_buildkit, local_docker
 from workers.index import push_index
 from workers.runtimes.local import run_job
 
@@ -34,7 +35,10 @@ def jobs() -> JobStore:
 def build_platform(request: dict[str, Any]) -> dict[str, Any]:
     """Build one Build for one platform, push it, and return its digest."""
     req = BuildRequest.model_validate(request)
-    digest = _run(req.job_id, f"{req.build} ({req.platform})", lambda log: _build(req, log))
+    try:
+        digest = _run(req.job_id, f"{req.build} ({req.platform})", lambda log: _build(req, log))
+    finally:
+        jobs().drop_secrets(req.job_id)
     if req.merge is not None and jobs().platform_done(req.merge, req.job_id):
         merge_index.apply_async(args=[req.merge.model_dump(mode="json")], task_id=req.merge.job_id,
                                 queue=MERGE_QUEUE)
@@ -58,10 +62,17 @@ def _run(job_id: str, what: str, work: Callable[[Callable[[str], None]], str]) -
     except FarmError as exc:
         message = str(exc).splitlines()[0]
         store.update(job_id, status="failed", error=message, finished_at=time.time())
+        store.log(job_id, f"farm: failed: {message}")  # also wakes a CLI following the log
         store.expire_log(job_id)
         # Re-raised as a plain build error so Flower shows FAILURE with the one-line cause.
         raise BuildError(f"{what}: {message}") from None
+    except Exception as exc:  # a bug or an outside failure: the record still says what happened
+        message = f"internal error in the worker: {exc.__class__.__name__}: {exc}".splitlines()[0]
+        store.update(job_id, status="failed", error=message, finished_at=time.time())
+        store.log(job_id, f"farm: failed: {message}")
+        raise
     store.update(job_id, status="built", digest=digest, finished_at=time.time())
+    store.log(job_id, f"farm: built {digest}")
     store.expire_log(job_id)
     return digest
 
@@ -91,6 +102,8 @@ def _build(req: BuildRequest, log: Callable[[str], None]) -> str:
 
 
 def _run_builder(req: BuildRequest, context_dir: str, log: Callable[[str], None]) -> str:
+    if req.mode == "cluster-buildkit":
+        return _buildkit(req, context_dir, log)
     if req.mode != "local-docker":
         raise PermanentBuildError(f"build mode {req.mode!r} is not available on this worker yet")
     build = local_docker.build_job(req, context_dir)
@@ -102,3 +115,34 @@ def _run_builder(req: BuildRequest, context_dir: str, log: Callable[[str], None]
     if not digest:
         raise PermanentBuildError("docker push reported no digest")
     return digest
+
+
+def _buildkit(req: BuildRequest, context_dir: str, log: Callable[[str], None]) -> str:
+    """buildctl against this worker's buildkitd; it pushes (and exports caches) itself."""
+    if not settings.buildkit_host:
+        raise TransientBuildError("this worker has no buildkitd (set BUILDKIT_HOST, or `farm stack up --with buildkitd`)")
+    spec = cluster_buildkit.BuildSpec(dockerfile=req.dockerfile, target_stage=req.target,
+                                      extra_flags=tuple(req.extra_flags))
+    job = cluster_buildkit.buildctl_job(
+        req.cache, spec, platforms=req.platforms or [req.platform], deployment_image_id=req.image,
+        build_args=req.build_args, secret_ids=req.secret_ids, context_dir=context_dir, timeout=req.timeout,
+        insecure=req.insecure, arg_env=os.environ)
+    values = jobs().secrets(req.job_id)
+    missing = sorted(set(req.secret_ids) - set(values))
+    if missing:
+        raise PermanentBuildError(f"the values of build secrets {', '.join(missing)} are gone "
+                                  "(expired before the build ran?); submit the build again")
+    log("$ " + " ".join(job.argv))
+    cluster_buildkit.run_buildctl(job, buildkit_host=settings.buildkit_host, docker_config=str(settings.docker_config),
+                                  secret_values=cluster_buildkit.secret_environment(values), on_line=log)
+    return _pushed_digest(req)
+
+
+def _pushed_digest(req: BuildRequest) -> str:
+    """What the registry now serves under the pushed tag."""
+    ref = parse_reference(req.image)
+    with RegistryClient(ref.host, load_credentials(settings.docker_config, ref.host), insecure=req.insecure) as reg:
+        info = reg.head_manifest(ref.repository, ref.ref)
+    if info is None:
+        raise PermanentBuildError(f"the builder finished but {req.image} is not in the registry")
+    return info.digest

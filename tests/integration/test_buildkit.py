@@ -28,10 +28,10 @@ from pathlib import Path
 import pytest
 
 from farm.errors import PermanentBuildError, TransientBuildError
-from workers.builders.buildkit_cache import CacheConfig
+from farm.garden.models import BuildAction, KubernetesProvider
+from farm.images import CacheRef, cache_refs, image_outputs
 from workers.builders.cluster_buildkit import (
     BuildSpec,
-    ClusterBuildkitSettings,
     buildctl_job,
     run_buildctl,
     secret_environment,
@@ -222,18 +222,22 @@ def base_image(buildkit_bin: Path, registry: Registry, tmp_path_factory: pytest.
 # ---------------------------------------------------------------------------------------------
 # Building through the farm's own job + runner
 
+def cache(image_name: str, mode: str, tag: str = "_buildcache", export: bool = True) -> CacheRef:
+    """A resolved cache on the test registry (127.0.0.1:<port> resolves `auto` to inline)."""
+    return CacheRef(ref=f"{image_name}:{tag}", mode=mode, export=export,  # type: ignore[arg-type]
+                    insecure=True, image_manifest=False)
+
+
 def build(daemon: Buildkitd, ctx: Path, image_name: str, tag: str, *,
-          cache: tuple[CacheConfig, ...] = (), spec: BuildSpec = BuildSpec(), timeout: int = 120,
+          cache: tuple[CacheRef, ...] = (), spec: BuildSpec = BuildSpec(), timeout: int = 120,
           build_args: dict[str, str | None] | None = None, secrets: dict[str, str] | None = None,
           platforms: tuple[str, ...] = ()) -> list[str]:
     job = buildctl_job(
-        ClusterBuildkitSettings(cache=cache), spec,
+        cache, spec,
         platforms=platforms,
         deployment_image_id=f"{image_name}:{tag}",
-        deployment_image_name=image_name,
-        local_image_name=image_name.rsplit("/", 1)[-1],
         build_args=build_args or {},
-        secrets=secrets or {},
+        secret_ids=list(secrets or {}),
         context_dir=str(ctx),
         timeout=timeout,
         insecure=True,
@@ -276,8 +280,17 @@ def test_multistage_scratch_build_is_pushed(tmp_path: Path, start_buildkitd, reg
     ctx = context(tmp_path, "FROM scratch AS a\nCOPY hello.txt /a/\n"
                             "FROM scratch\nCOPY --from=a /a/hello.txt /hello.txt\nCOPY other.txt /\n",
                   **{"hello.txt": "hello\n", "other.txt": "other\n"})
-    name = f"{registry.host}/team/multistage"
-    build(start_buildkitd(), ctx, name, "v-0000000001", cache=(CacheConfig(),))
+    # the default cache, resolved by the producer for this registry
+    hostname, port = registry.host.split(":")
+    deployment_registry = {"hostname": hostname, "port": int(port), "namespace": "team", "insecure": True}
+    provider = KubernetesProvider.model_validate({"buildMode": "cluster-buildkit",
+                                                  "deploymentRegistry": deployment_registry})
+    action = BuildAction.model_validate({"name": "multistage", "configFile": ctx / "garden.yml",
+                                         "sourceDir": ctx, "spec": {}})
+    refs = tuple(cache_refs(action, provider))
+    name = image_outputs(action, provider, "v-0000000001").deployment_image_name
+    assert name == f"{registry.host}/team/multistage"
+    build(start_buildkitd(), ctx, name, "v-0000000001", cache=refs)
 
     files = registry.files("team/multistage", "v-0000000001")
     assert files == {"hello.txt": b"hello\n", "other.txt": b"other\n"}
@@ -306,14 +319,15 @@ def test_registry_cache_is_imported_by_a_fresh_daemon(mode: str, tmp_path: Path,
                      "COPY late.txt /\n"
     ctx = context(tmp_path, dockerfile, **{"step1.txt": "one\n", "late.txt": "late\n"})
     name = f"{registry.host}/team/cache-{mode}"
-    cache = (CacheConfig(mode=mode),)
+    caches = (cache(name, mode),)
 
-    first = build(start_buildkitd(), ctx, name, "v-1", cache=cache)
+    first = build(start_buildkitd(), ctx, name, "v-1", cache=caches)
     assert not any("RUN" in step for step in cached_steps(first))
     assert ran(first, "built-1"), first
     assert registry.digest(f"team/cache-{mode}", "_buildcache") is not None
 
-    second = build(start_buildkitd(), ctx, name, "v-2", cache=cache)   # empty --root: only the registry cache
+    # a fresh daemon (empty --root): only the registry cache can give hits
+    second = build(start_buildkitd(), ctx, name, "v-2", cache=caches)
     cached = cached_steps(second)
     assert any("RUN cat /step1.txt" in step for step in cached), second
     assert not ran(second, "built-1"), second
@@ -329,13 +343,13 @@ def test_branch_imports_main_cache_and_pushes_only_its_own(mode: str, tmp_path: 
     ctx = context(tmp_path, dockerfile, **{"step1.txt": "one\n", "late.txt": "main\n"})
     repo = f"team/branch-{mode}"
     name = f"{registry.host}/{repo}"
-    build(start_buildkitd(), ctx, name, "v-main", cache=(CacheConfig(mode=mode, tag="_buildcache-main"),))
+    build(start_buildkitd(), ctx, name, "v-main", cache=(cache(name, mode, "_buildcache-main"),))
     main_cache = registry.digest(repo, "_buildcache-main")
     assert main_cache is not None
 
     (ctx / "late.txt").write_text("feature\n")      # the branch changes a late layer only
-    branch = (CacheConfig(mode=mode, tag="_buildcache-feature-x"),
-              CacheConfig(mode=mode, tag="_buildcache-main", export=False))
+    branch = (cache(name, mode, "_buildcache-feature-x"),
+              cache(name, mode, "_buildcache-main", export=False))
     lines = build(start_buildkitd(), ctx, name, "v-feature", cache=branch)
 
     # the RUN step's result came from main's cache: its layers were fetched, the step never ran
@@ -358,11 +372,11 @@ FROM scratch AS broken
 COPY does-not-exist /
 """)
     job = buildctl_job(
-        ClusterBuildkitSettings(cache=()), BuildSpec(target_stage="picked"), platforms=(),
+        (), BuildSpec(target_stage="picked"), platforms=(),
         deployment_image_id=f"{registry.host}/team/args:v-abc",
-        deployment_image_name=f"{registry.host}/team/args",
-        local_image_name="args", build_args={"GREETING": "hello", "FROM_ENV": None}, secrets={},
-        context_dir=str(ctx), timeout=120, insecure=True, version="v-abc", arg_env={"FROM_ENV": "env-value"},
+        build_args={"GARDEN_MODULE_VERSION": "v-abc", "GARDEN_ACTION_VERSION": "v-abc",
+                    "GREETING": "hello", "FROM_ENV": None}, secret_ids=(),
+        context_dir=str(ctx), timeout=120, insecure=True, arg_env={"FROM_ENV": "env-value"},
     )
     run_buildctl(job, buildkit_host=start_buildkitd().addr, buildctl=BUILDCTL)
     assert registry.files("team/args", "v-abc") == {"greeting": b"hello env-value v-abc\n"}
@@ -379,10 +393,8 @@ COPY --from=use /hash /hash
 """)
     seen: list[str] = []
     job = buildctl_job(
-        ClusterBuildkitSettings(cache=()), BuildSpec(), platforms=(),
-        deployment_image_id=f"{registry.host}/team/secret:v-1",
-        deployment_image_name=f"{registry.host}/team/secret",
-        local_image_name="secret", build_args={}, secrets={"npm.token": secret},
+        (), BuildSpec(), platforms=(),
+        deployment_image_id=f"{registry.host}/team/secret:v-1", build_args={}, secret_ids=["npm.token"],
         context_dir=str(ctx), timeout=120, insecure=True,
     )
     assert secret not in " ".join(job.argv)
@@ -403,7 +415,7 @@ def test_failing_run_step_is_permanent_with_the_last_lines(tmp_path: Path, start
     with pytest.raises(PermanentBuildError) as err:
         build(start_buildkitd(), ctx, f"{registry.host}/team/fails", "v-1")
     message = str(err.value)
-    assert "exit code 1" in message                  # buildctl's own exit code
+    assert "buildctl exited with code 1" in message  # buildctl's own exit code
     assert "about-to-fail" in message
     assert "exit code: 3" in message                 # BuildKit's report of the RUN step
 
@@ -419,9 +431,8 @@ def test_timeout_is_transient(tmp_path: Path, start_buildkitd, registry: Registr
 def test_unreachable_daemon_is_transient(tmp_path: Path, buildkit_bin: Path, registry: Registry) -> None:
     ctx = context(tmp_path, "FROM scratch\n")
     job = buildctl_job(
-        ClusterBuildkitSettings(cache=()), BuildSpec(), platforms=(),
-        deployment_image_id=f"{registry.host}/team/x:v-1", deployment_image_name=f"{registry.host}/team/x",
-        local_image_name="x", build_args={}, secrets={}, context_dir=str(ctx), timeout=30, insecure=True,
+        (), BuildSpec(), platforms=(), deployment_image_id=f"{registry.host}/team/x:v-1",
+        build_args={}, secret_ids=(), context_dir=str(ctx), timeout=30, insecure=True,
     )
     with pytest.raises(TransientBuildError, match="unreachable"):
         run_buildctl(job, buildkit_host="unix:///tmp/farm-no-such-buildkitd.sock", buildctl=BUILDCTL)

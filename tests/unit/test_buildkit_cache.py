@@ -1,98 +1,102 @@
-"""GARDEN-SPEC §6: cache image names, `auto` mode resolution and the flag algorithm."""
+"""GARDEN-SPEC §6: the cache and output flags, from CacheRefs resolved by the producer.
+
+Each case writes a small Garden project, loads it with `farm.garden.load_project` and resolves its
+caches with `farm.images.cache_refs` (naming and `auto` mode: tests/unit/test_images.py), so the
+flags are checked from the YAML a user writes to the argv the worker runs.
+"""
 
 from __future__ import annotations
 
-import pytest
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
-from workers.builders.buildkit_cache import (
-    DEFAULT_CACHE,
-    CacheConfig,
-    Registry,
-    cache_image_name,
-    image_flags,
-    resolve_mode,
-)
+from farm.garden import GitInfo, load_project
+from farm.images import CacheRef, cache_refs, image_outputs
+from tests.unit.test_garden_helpers import write
+from workers.builders.buildkit_cache import image_flags
 
+GIT = GitInfo(branch="feature/X", commit_hash="0" * 40)
+ECR = "0123456789.dkr.ecr.eu-central-1.amazonaws.com"
 
-def flags(registry: str, caches=DEFAULT_CACHE, insecure: bool = False) -> list[str]:
-    return image_flags(
-        caches,
-        deployment_image_id=f"{registry}/namespace/name:v-x",
-        deployment_image_name=f"{registry}/namespace/name",
-        local_image_name="name",
-        deployment_insecure=insecure,
-    )
+# The documented branch pattern: branch tag (import + export), then main (import only).
+BRANCH: list[dict[str, object]] = [
+    {"type": "registry", "tag": '_buildcache-${slice(kebabCase(git.branch), "0", "30")}'},
+    {"type": "registry", "tag": "_buildcache-main", "export": False},
+]
 
 
-# The worked examples of §6 (Garden's own unit tests).
+def flags(tmp_path: Path, hostname: str, cache: Sequence[Mapping[str, object]] | None = None, *,
+          port: int | None = None, namespace: str = "namespace", insecure: bool = False,
+          local_id: str | None = None) -> list[str]:
+    """The flags of Build `name` (version `v-x`) in a cluster-buildkit project with this registry."""
+    registry: dict[str, object] = {"hostname": hostname, "namespace": namespace, "insecure": insecure}
+    if port is not None:
+        registry["port"] = port
+    provider: dict[str, object] = {"name": "kubernetes", "buildMode": "cluster-buildkit",
+                                   "deploymentRegistry": registry}
+    if cache is not None:
+        provider["clusterBuildkit"] = {"cache": list(cache)}
+    spec = {"localId": local_id} if local_id else {}
+    # JSON is YAML, and keeps Garden's template strings unescaped.
+    write(tmp_path, {
+        "project.garden.yml": json.dumps({"apiVersion": "garden.io/v1", "kind": "Project", "name": "p",
+                                          "environments": [{"name": "dev"}], "providers": [provider]}),
+        "name/garden.yml": json.dumps({"kind": "Build", "type": "container", "name": "name", "spec": spec}),
+    })
+    project = load_project(tmp_path, git=GIT)
+    build = project.builds["name"]
+    image_id = image_outputs(build, project.provider, "v-x").deployment_image_id
+    return image_flags(cache_refs(build, project.provider), deployment_image_id=image_id,
+                       deployment_insecure=insecure)
 
-def test_gcr_resolves_to_inline() -> None:
-    assert flags("gcr.io") == [
+
+# The worked examples of §6 (Garden's own unit tests), default cache.
+
+def test_gcr_resolves_to_inline(tmp_path: Path) -> None:
+    assert flags(tmp_path, "gcr.io") == [
         "--export-cache", "type=inline",
         "--output", 'type=image,"name=gcr.io/namespace/name:v-x,gcr.io/namespace/name:_buildcache",push=true',
         "--import-cache", "type=registry,ref=gcr.io/namespace/name:_buildcache",
     ]
 
 
-def test_ghcr_resolves_to_max() -> None:
-    assert flags("ghcr.io") == [
+def test_ghcr_resolves_to_max(tmp_path: Path) -> None:
+    assert flags(tmp_path, "ghcr.io") == [
         "--output", 'type=image,"name=ghcr.io/namespace/name:v-x",push=true',
         "--import-cache", "type=registry,ref=ghcr.io/namespace/name:_buildcache",
         "--export-cache", "type=registry,ref=ghcr.io/namespace/name:_buildcache,mode=max",
     ]
 
 
-def test_ecr_max_gets_image_manifest() -> None:
-    r = "0123456789.dkr.ecr.eu-central-1.amazonaws.com"
-    assert flags(r) == [
-        "--output", f'type=image,"name={r}/namespace/name:v-x",push=true',
-        "--import-cache", f"type=registry,ref={r}/namespace/name:_buildcache",
-        "--export-cache", f"image-manifest=true,type=registry,ref={r}/namespace/name:_buildcache,mode=max",
+def test_ecr_max_gets_image_manifest(tmp_path: Path) -> None:
+    assert flags(tmp_path, ECR) == [
+        "--output", f'type=image,"name={ECR}/namespace/name:v-x",push=true',
+        "--import-cache", f"type=registry,ref={ECR}/namespace/name:_buildcache",
+        "--export-cache", f"image-manifest=true,type=registry,ref={ECR}/namespace/name:_buildcache,mode=max",
     ]
 
 
-@pytest.mark.parametrize("image, mode", [
-    ("0123.dkr.ecr.us-east-1.amazonaws.com/ns/a", "max"),
-    ("dkr.ecr.us-east-1.amazonaws.com/ns/a", "max"),
-    ("europe-west3-docker.pkg.dev/proj/repo/a", "max"),
-    ("pkg.dev/proj/a", "max"),
-    ("myreg.azurecr.io/a", "max"),
-    ("hub.docker.com/org/a", "max"),
-    ("index.docker.io/org/a", "max"),
-    ("GHCR.IO/org/a", "max"),
-    ("docker.io/org/a", "inline"),
-    ("gcr.io/proj/a", "inline"),
-    ("127.0.0.1:5000/a", "inline"),
-    ("harbor.example.com/proj/a", "inline"),
-    ("example.com/ghcr.io/a", "inline"),
-])
-def test_auto_mode(image: str, mode: str) -> None:
-    assert resolve_mode("auto", image) == mode
+def test_explicit_min_on_ecr_has_no_image_manifest(tmp_path: Path) -> None:
+    out = flags(tmp_path, ECR, [{"type": "registry", "mode": "min"}])
+    assert out[-1] == f"type=registry,ref={ECR}/namespace/name:_buildcache,mode=min"
 
 
-@pytest.mark.parametrize("mode", ["min", "max", "inline"])
-def test_explicit_mode_is_kept(mode: str) -> None:
-    assert resolve_mode(mode, "gcr.io/a") == mode  # type: ignore[arg-type]
+def test_explicit_inline_on_ghcr(tmp_path: Path) -> None:
+    out = flags(tmp_path, "ghcr.io", [{"type": "registry", "mode": "inline"}])
+    assert out[:2] == ["--export-cache", "type=inline"]
+    assert "mode=" not in " ".join(out)
 
 
-def test_explicit_min_on_ecr_has_no_image_manifest() -> None:
-    r = "1.dkr.ecr.eu-west-1.amazonaws.com"
-    out = flags(r, (CacheConfig(mode="min"),))
-    assert out[-1] == f"type=registry,ref={r}/namespace/name:_buildcache,mode=min"
+def test_cache_off(tmp_path: Path) -> None:
+    assert flags(tmp_path / "a", "ghcr.io", []) == [
+        "--output", 'type=image,"name=ghcr.io/namespace/name:v-x",push=true']
+    assert flags(tmp_path / "b", "gcr.io", []) == [
+        "--output", 'type=image,"name=gcr.io/namespace/name:v-x",push=true']
 
 
-def test_cache_off() -> None:
-    assert flags("ghcr.io", ()) == ["--output", 'type=image,"name=ghcr.io/namespace/name:v-x",push=true']
-    assert flags("gcr.io", ()) == ["--output", 'type=image,"name=gcr.io/namespace/name:v-x",push=true']
-
-
-# The documented branch pattern: branch tag (import + export), then main (import only).
-
-BRANCH = (CacheConfig(tag="_buildcache-feature-x"), CacheConfig(tag="_buildcache-main", export=False))
-
-
-def test_branch_pattern_max() -> None:
-    assert flags("ghcr.io", BRANCH) == [
+def test_branch_pattern_max(tmp_path: Path) -> None:
+    assert flags(tmp_path, "ghcr.io", BRANCH) == [
         "--output", 'type=image,"name=ghcr.io/namespace/name:v-x",push=true',
         "--import-cache", "type=registry,ref=ghcr.io/namespace/name:_buildcache-feature-x",
         "--export-cache", "type=registry,ref=ghcr.io/namespace/name:_buildcache-feature-x,mode=max",
@@ -100,9 +104,9 @@ def test_branch_pattern_max() -> None:
     ]
 
 
-def test_branch_pattern_inline_never_pushes_the_import_only_tag() -> None:
+def test_branch_pattern_inline_never_pushes_the_import_only_tag(tmp_path: Path) -> None:
     # Garden QUIRK fixed: Garden also adds `:_buildcache-main` to the --output names here.
-    assert flags("gcr.io", BRANCH) == [
+    assert flags(tmp_path, "gcr.io", BRANCH) == [
         "--export-cache", "type=inline",
         "--output",
         'type=image,"name=gcr.io/namespace/name:v-x,gcr.io/namespace/name:_buildcache-feature-x",push=true',
@@ -111,15 +115,15 @@ def test_branch_pattern_inline_never_pushes_the_import_only_tag() -> None:
     ]
 
 
-def test_inline_import_only_alone_has_no_inline_export() -> None:
-    assert flags("gcr.io", (CacheConfig(export=False),)) == [
+def test_inline_import_only_alone_has_no_inline_export(tmp_path: Path) -> None:
+    assert flags(tmp_path, "gcr.io", [{"type": "registry", "export": False}]) == [
         "--output", 'type=image,"name=gcr.io/namespace/name:v-x",push=true',
         "--import-cache", "type=registry,ref=gcr.io/namespace/name:_buildcache",
     ]
 
 
-def test_insecure_deployment_registry() -> None:
-    assert flags("10.0.0.1:5000", insecure=True) == [
+def test_insecure_deployment_registry(tmp_path: Path) -> None:
+    assert flags(tmp_path, "10.0.0.1", port=5000, insecure=True) == [
         "--export-cache", "type=inline",
         "--output",
         'type=image,"name=10.0.0.1:5000/namespace/name:v-x,10.0.0.1:5000/namespace/name:_buildcache",'
@@ -128,58 +132,67 @@ def test_insecure_deployment_registry() -> None:
     ]
 
 
-def test_insecure_max_export() -> None:
-    out = flags("ghcr.io", (CacheConfig(mode="max"),), insecure=True)
+def test_insecure_max_export(tmp_path: Path) -> None:
+    out = flags(tmp_path, "ghcr.io", [{"type": "registry", "mode": "max"}], insecure=True)
     assert out[-1] == "type=registry,ref=ghcr.io/namespace/name:_buildcache,mode=max,registry.insecure=true"
 
 
-def test_separate_cache_registry() -> None:
+def test_separate_cache_registry(tmp_path: Path) -> None:
     # images in ECR, cache in GHCR with mode=max (garden#3110); the cache keeps the full local name
     ecr = "1.dkr.ecr.eu-west-1.amazonaws.com"
-    caches = (CacheConfig(registry=Registry(hostname="ghcr.io", namespace="org")),)
-    out = image_flags(
-        caches,
-        deployment_image_id=f"{ecr}/team/api:v-x",
-        deployment_image_name=f"{ecr}/team/api",
-        local_image_name="acme/api",
-        deployment_insecure=True,
-    )
+    cache = [{"type": "registry", "registry": {"hostname": "ghcr.io", "namespace": "org"}}]
+    out = flags(tmp_path, ecr, cache, namespace="team", insecure=True, local_id="acme/name")
     assert out == [
-        "--output", f'type=image,"name={ecr}/team/api:v-x",push=true,registry.insecure=true',
-        "--import-cache", "type=registry,ref=ghcr.io/org/acme/api:_buildcache",
-        "--export-cache", "type=registry,ref=ghcr.io/org/acme/api:_buildcache,mode=max",
+        "--output", f'type=image,"name={ecr}/team/name:v-x",push=true,registry.insecure=true',
+        "--import-cache", "type=registry,ref=ghcr.io/org/acme/name:_buildcache",
+        "--export-cache", "type=registry,ref=ghcr.io/org/acme/name:_buildcache,mode=max",
     ]
 
 
-def test_separate_insecure_cache_registry_with_port() -> None:
-    caches = (CacheConfig(registry=Registry(hostname="cache.local", port=5000, namespace="c", insecure=True),
-                          mode="max"),)
-    out = flags("ghcr.io", caches)
-    assert out[-4:] == [
+def test_separate_insecure_cache_registry_with_port(tmp_path: Path) -> None:
+    cache = [{"type": "registry", "mode": "max",
+              "registry": {"hostname": "cache.local", "port": 5000, "namespace": "c", "insecure": True}}]
+    assert flags(tmp_path, "ghcr.io", cache)[-4:] == [
         "--import-cache", "type=registry,ref=cache.local:5000/c/name:_buildcache,registry.insecure=true",
         "--export-cache",
         "type=registry,ref=cache.local:5000/c/name:_buildcache,mode=max,registry.insecure=true",
     ]
 
 
-def test_separate_inline_cache_registry_is_an_extra_output_name() -> None:
-    caches = (CacheConfig(registry=Registry(hostname="cache.local", namespace="c")),)
-    out = flags("gcr.io", caches)
-    assert out[:4] == [
+def test_separate_inline_cache_registry_is_an_extra_output_name(tmp_path: Path) -> None:
+    cache = [{"type": "registry", "registry": {"hostname": "cache.local", "namespace": "c"}}]
+    assert flags(tmp_path, "gcr.io", cache)[:4] == [
         "--export-cache", "type=inline",
         "--output", 'type=image,"name=gcr.io/namespace/name:v-x,cache.local/c/name:_buildcache",push=true',
     ]
 
 
-def test_cache_registry_without_namespace_has_no_undefined_segment() -> None:
+def test_cache_registry_without_namespace_has_no_undefined_segment(tmp_path: Path) -> None:
     # Garden QUIRK fixed: Garden writes `cache.local/undefined/name`.
-    assert cache_image_name(CacheConfig(registry=Registry(hostname="cache.local")), "x/y", "name") == (
-        "cache.local/name")
+    out = flags(tmp_path, "gcr.io", [{"type": "registry", "registry": {"hostname": "cache.local"}}])
+    assert out[-2:] == ["--import-cache", "type=registry,ref=cache.local/name:_buildcache"]
 
 
-def test_import_order_follows_config_order() -> None:
-    caches = (CacheConfig(tag="a", mode="max"), CacheConfig(tag="b", mode="min"), CacheConfig(tag="c"))
-    out = flags("ghcr.io", caches)
+def test_import_order_follows_config_order(tmp_path: Path) -> None:
+    cache = [{"type": "registry", "tag": "a", "mode": "max"}, {"type": "registry", "tag": "b", "mode": "min"},
+             {"type": "registry", "tag": "c"}]
+    out = flags(tmp_path, "ghcr.io", cache)
     refs = [out[i + 1] for i, f in enumerate(out) if f in ("--import-cache", "--export-cache")]
     assert [r.split(":")[-1] for r in refs] == [
         "a", "a,mode=max", "b", "b,mode=min", "c", "c,mode=max"]
+
+
+# CacheRef fields the config cannot produce on its own.
+
+def test_flags_follow_the_cache_ref_fields() -> None:
+    refs = [CacheRef(ref="r/a:one", mode="max", export=True, insecure=True, image_manifest=True),
+            CacheRef(ref="r/a:two", mode="inline", export=True, insecure=False, image_manifest=False),
+            CacheRef(ref="r/a:two", mode="inline", export=True, insecure=False, image_manifest=False)]
+    assert image_flags(refs, deployment_image_id="r/a:v-1") == [
+        "--export-cache", "type=inline",
+        "--output", 'type=image,"name=r/a:v-1,r/a:two",push=true',     # a repeated name is pushed once
+        "--import-cache", "type=registry,ref=r/a:one,registry.insecure=true",
+        "--export-cache", "image-manifest=true,type=registry,ref=r/a:one,mode=max,registry.insecure=true",
+        "--import-cache", "type=registry,ref=r/a:two",
+        "--import-cache", "type=registry,ref=r/a:two",
+    ]

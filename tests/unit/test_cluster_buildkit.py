@@ -9,12 +9,11 @@ from pathlib import Path
 import pytest
 
 from farm.errors import ConfigError, PermanentBuildError, TransientBuildError
-from workers.builders.buildkit_cache import CacheConfig
+from farm.images import CacheRef
 from workers.builders.cluster_buildkit import (
     BuildSpec,
-    ClusterBuildkitSettings,
+    buildctl_build_args,
     buildctl_job,
-    docker_build_args,
     run_buildctl,
     secret_env_names,
     secret_environment,
@@ -23,23 +22,28 @@ from workers.builders.cluster_buildkit import (
 REG = "ghcr.io/namespace"
 
 
+def cache(ref: str, mode: str = "max", export: bool = True, insecure: bool = False) -> CacheRef:
+    return CacheRef(ref=ref, mode=mode, export=export, insecure=insecure, image_manifest=False)  # type: ignore[arg-type]
+
+
+DEFAULT_CACHE = (cache(f"{REG}/api:_buildcache"),)   # what farm.images.cache_refs gives for ghcr.io
+
+
 def job(**overrides):  # type: ignore[no-untyped-def]
     params = dict(
-        settings=ClusterBuildkitSettings(),
+        caches=DEFAULT_CACHE,
         spec=BuildSpec(),
         platforms=(),
         deployment_image_id=f"{REG}/api:v-0123456789",
-        deployment_image_name=f"{REG}/api",
-        local_image_name="api",
         build_args={},
-        secrets={},
+        secret_ids=(),
         context_dir="/ctx/api",
         timeout=600,
         insecure=False,
     )
     params.update(overrides)
-    settings, spec = params.pop("settings"), params.pop("spec")
-    return buildctl_job(settings, spec, **params)
+    caches, spec = params.pop("caches"), params.pop("spec")
+    return buildctl_job(caches, spec, **params)
 
 
 def test_full_command_in_gardens_order() -> None:
@@ -47,9 +51,9 @@ def test_full_command_in_gardens_order() -> None:
         spec=BuildSpec(dockerfile="docker/Dockerfile.prod", target_stage="runtime",
                        extra_flags=("--progress=plain", "--no-cache")),
         platforms=["linux/amd64", "linux/arm64"],
-        build_args={"A": "1", "EMPTY": ""},
-        secrets={"npm-token": "s3cr3t", "api.key": "other"},
-        version="v-0123456789",
+        build_args={"GARDEN_MODULE_VERSION": "v-0123456789", "GARDEN_ACTION_VERSION": "v-0123456789",
+                    "A": "1", "EMPTY": ""},
+        secret_ids=["npm-token", "api.key"],
     )
     assert j.argv == (
         "buildctl", "build", "--frontend=dockerfile.v0",
@@ -73,13 +77,14 @@ def test_full_command_in_gardens_order() -> None:
     assert j.secret_env == ("GARDEN_BUILD_SECRET_NPM_TOKEN", "GARDEN_BUILD_SECRET_API_KEY")
 
 
-def test_secret_values_never_in_the_job() -> None:
-    j = job(secrets={"tok": "very-secret-value"})
-    assert "very-secret-value" not in repr(j)
+def test_secret_ids_only_name_env_vars() -> None:
+    j = job(secret_ids=["tok"])
+    assert j.secret_env == ("GARDEN_BUILD_SECRET_TOK",)
+    assert "id=tok,env=GARDEN_BUILD_SECRET_TOK" in j.argv
 
 
 def test_minimal_command() -> None:
-    j = job(settings=ClusterBuildkitSettings(cache=()))
+    j = job(caches=())
     assert j.argv == (
         "buildctl", "build", "--frontend=dockerfile.v0",
         "--local", "context=/ctx/api", "--local", "dockerfile=/ctx/api",
@@ -94,8 +99,8 @@ def test_single_platform() -> None:
 
 
 def test_insecure_registry_and_inline_cache() -> None:
-    j = job(deployment_image_id="10.0.0.5:5000/team/api:v-1", deployment_image_name="10.0.0.5:5000/team/api",
-            insecure=True)
+    j = job(caches=(cache("10.0.0.5:5000/team/api:_buildcache", mode="inline", insecure=True),),
+            deployment_image_id="10.0.0.5:5000/team/api:v-1", insecure=True)
     assert j.argv[9:] == (
         "--export-cache", "type=inline",
         "--output", 'type=image,"name=10.0.0.5:5000/team/api:v-1,10.0.0.5:5000/team/api:_buildcache",'
@@ -105,8 +110,8 @@ def test_insecure_registry_and_inline_cache() -> None:
 
 
 def test_branch_pattern_in_the_command() -> None:
-    caches = (CacheConfig(tag="_buildcache-feature-x"), CacheConfig(tag="_buildcache-main", export=False))
-    j = job(settings=ClusterBuildkitSettings(cache=caches))
+    caches = (cache(f"{REG}/api:_buildcache-feature-x"), cache(f"{REG}/api:_buildcache-main", export=False))
+    j = job(caches=caches)
     assert j.argv[9:] == (
         "--output", f'type=image,"name={REG}/api:v-0123456789",push=true',
         "--import-cache", f"type=registry,ref={REG}/api:_buildcache-feature-x",
@@ -116,12 +121,11 @@ def test_branch_pattern_in_the_command() -> None:
 
 
 def test_build_arg_rules() -> None:
-    assert docker_build_args({"A": "x", "B": "", "C": None, "D": "0"}, "v-1") == [
-        "GARDEN_MODULE_VERSION=v-1", "GARDEN_ACTION_VERSION=v-1", "A=x", "C", "D=0"]
-    # user keys override the version args in place
-    assert docker_build_args({"GARDEN_ACTION_VERSION": "mine"}, "v-1") == [
-        "GARDEN_MODULE_VERSION=v-1", "GARDEN_ACTION_VERSION=mine"]
-    assert docker_build_args({"A": "x"}) == ["A=x"]
+    # the producer's farm.images.build_args already put GARDEN_*_VERSION first (tests/unit/test_images.py)
+    args = {"GARDEN_ACTION_VERSION": "v-1", "A": "x", "B": "", "C": None, "D": "0", "E": None}
+    assert buildctl_build_args(args, {"C": "from-env"}) == [
+        "GARDEN_ACTION_VERSION=v-1", "A=x", "C=from-env", "D=0"]
+    assert buildctl_build_args({"A": "x", "C": None}) == ["A=x"]
 
 
 def test_null_build_arg_comes_from_the_worker_env_or_is_left_out() -> None:
@@ -162,25 +166,28 @@ def test_run_streams_lines_env_cwd_and_masks_secrets(tmp_path: Path) -> None:
     ctx = tmp_path / "ctx"
     ctx.mkdir()
     seen: list[str] = []
-    lines = run_buildctl(job(secrets={"tok": "hunter2"}, context_dir=str(ctx)),
+    before = dict(os.environ)
+    lines = run_buildctl(job(secret_ids=["tok"], context_dir=str(ctx)),
                          buildkit_host="tcp://b:1234", docker_config="/cfg",
                          secret_values={"GARDEN_BUILD_SECRET_TOK": "hunter2"},
                          on_line=seen.append, buildctl=exe)
     assert seen == lines == [f"host=tcp://b:1234 cfg=/cfg pwd={ctx}", "tok=***"]
-    assert "GARDEN_BUILD_SECRET_TOK" not in os.environ and "DOCKER_CONFIG" not in os.environ
+    assert dict(os.environ) == before                    # the child's env only
 
 
 def test_run_requires_every_secret_value(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="GARDEN_BUILD_SECRET_TOK"):
-        run_buildctl(job(secrets={"tok": "x"}, context_dir=str(tmp_path)), buildkit_host="x",
+        run_buildctl(job(secret_ids=["tok"], context_dir=str(tmp_path)), buildkit_host="x",
                      buildctl=fake_buildctl(tmp_path, "exit 0"))
 
 
 def test_nonzero_exit_is_permanent_with_the_last_lines(tmp_path: Path) -> None:
     exe = fake_buildctl(tmp_path, "for i in $(seq 1 100); do echo line-$i; done; exit 1")
-    with pytest.raises(PermanentBuildError, match="exit code 1") as err:
+    with pytest.raises(PermanentBuildError) as err:
         run_buildctl(job(context_dir=str(tmp_path)), buildkit_host="x", buildctl=exe)
-    assert "line-100" in str(err.value) and "line-50\n" not in str(err.value)
+    message = str(err.value)
+    assert message.splitlines()[0] == "cluster-buildkit: buildctl exited with code 1: line-100"
+    assert "line-71\n" in message and "line-70\n" not in message     # the last 30 lines
 
 
 def test_exit_137_is_oom(tmp_path: Path) -> None:

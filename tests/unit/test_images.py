@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from farm.garden.models import BuildAction, KubernetesProvider
-from farm.images import build_args, cache_refs, image_outputs, parse_image_id
+from farm.images import build_args, cache_refs, image_outputs, parse_image_id, resolve_cache_mode
 
 
 def build(name: str = "api", **spec: object) -> BuildAction:
@@ -84,6 +84,32 @@ def test_default_cache_mode_by_registry(host: str, mode: str, manifest: bool) ->
     [ref] = cache_refs(build(), buildkit(hostname=host, namespace="namespace"))
     assert ref.ref == f"{host}/namespace/api:_buildcache"
     assert (ref.mode, ref.export, ref.image_manifest) == (mode, True, manifest)
+
+
+@pytest.mark.parametrize("image, mode", [
+    ("0123.dkr.ecr.us-east-1.amazonaws.com/ns/a", "max"),
+    ("dkr.ecr.us-east-1.amazonaws.com/ns/a", "max"),
+    ("a.b.dkr.ecr.us-east-1.amazonaws.com/ns/a", "inline"),  # Garden's regex: one label before dkr
+    ("1.dkr.ecr.cn-north-1.amazonaws.com.cn/a", "inline"),
+    ("europe-west3-docker.pkg.dev/proj/repo/a", "max"),
+    ("pkg.dev/proj/a", "max"),
+    ("myreg.azurecr.io/a", "max"),
+    ("hub.docker.com/org/a", "max"),
+    ("index.docker.io/org/a", "max"),
+    ("GHCR.IO/org/a", "max"),
+    ("docker.io/org/a", "inline"),
+    ("gcr.io/proj/a", "inline"),
+    ("127.0.0.1:5000/a", "inline"),
+    ("harbor.example.com/proj/a", "inline"),
+    ("example.com/ghcr.io/a", "inline"),
+])
+def test_auto_cache_mode(image: str, mode: str) -> None:
+    assert resolve_cache_mode("auto", image) == mode
+
+
+@pytest.mark.parametrize("mode", ["min", "max", "inline"])
+def test_explicit_cache_mode_is_kept(mode: str) -> None:
+    assert resolve_cache_mode(mode, "ghcr.io/a") == mode  # type: ignore[arg-type]
 
 
 def test_cache_registry_keeps_full_local_name_and_insecure() -> None:
