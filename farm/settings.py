@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     flower_url: str = "http://127.0.0.1:5555"
     # cluster-buildkit: where the worker's buildkitd listens (the stack exports it).
     buildkit_host: str = Field(default="", validation_alias=AliasChoices("BUILDKIT_HOST", "FARM_BUILDKIT_HOST"))
+    buildctl: str = "buildctl"
     # Several platforms: one job per platform on per-arch pools ("fan-out"), or, for cluster-buildkit
     # without per-arch pools, one emulated buildctl call for all of them ("one-call").
     multi_platform: Literal["fan-out", "one-call"] = "fan-out"
@@ -37,8 +38,8 @@ class Settings(BaseSettings):
     # Where build contexts go: file:///shared/dir or s3://bucket/prefix (FARM_S3_ENDPOINT_URL for
     # any S3-compatible store). Empty: a directory in the state dir, for the local stack.
     context_store: str = ""
-    # Worker side: the local blob cache and where contexts are materialised for a build.
-    cache_dir: Path | None = None
+    # Worker side: the local blob cache and the build directories contexts are materialised into.
+    worker_dir: Path | None = None
     cache_max_bytes: int = 5 * 1024**3
     context_max_files: int = 100_000
     context_max_bytes: int = 10 * 1024**3
@@ -48,8 +49,8 @@ class Settings(BaseSettings):
         return self.context_store or f"file://{(self.state_dir / 'contexts').resolve()}"
 
     @property
-    def worker_dir(self) -> Path:
-        return (self.cache_dir or self.state_dir / "worker").resolve()
+    def worker_root(self) -> Path:
+        return (self.worker_dir or self.state_dir / "worker").resolve()
 
 
 def get_settings() -> Settings:

@@ -83,13 +83,13 @@ _cache: BlobCache | None = None
 def blob_cache() -> BlobCache:
     global _cache
     if _cache is None:
-        _cache = BlobCache(settings.worker_dir / "blobs", settings.cache_max_bytes)
+        _cache = BlobCache(settings.worker_root / "blobs", settings.cache_max_bytes)
     return _cache
 
 
 def _build(req: BuildRequest, log: Callable[[str], None]) -> str:
     """Materialise the context into a fresh build directory, run the mode's builder, push."""
-    builds = settings.worker_dir / "builds"
+    builds = settings.worker_root / "builds"
     builds.mkdir(parents=True, exist_ok=True)
     build_dir = Path(tempfile.mkdtemp(prefix=f"{req.build}-", dir=builds))
     try:
@@ -134,7 +134,8 @@ def _buildkit(req: BuildRequest, context_dir: str, log: Callable[[str], None]) -
                                   "(expired before the build ran?); submit the build again")
     log("$ " + " ".join(job.argv))
     cluster_buildkit.run_buildctl(job, buildkit_host=settings.buildkit_host, docker_config=str(settings.docker_config),
-                                  secret_values=cluster_buildkit.secret_environment(values), on_line=log)
+                                  secret_values=cluster_buildkit.secret_environment(values), on_line=log,
+                                  buildctl=settings.buildctl)
     return _pushed_digest(req)
 
 

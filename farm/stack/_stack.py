@@ -14,7 +14,7 @@ from farm.stack import _base_image
 from farm.stack._mounts import detach, mounts_under
 from farm.stack._packages import PACKAGES, ensure_binaries, static_busybox
 from farm.stack._process import ProcessRecord, port_free, spawn, stop, tail, wait_until
-from farm.stack._services import Service, Unit, build_services, registry_password, unix_answers
+from farm.stack._services import Service, Unit, build_services, buildkit_bin, registry_password, unix_answers
 from farm.stack._state import PORT_ENV, REGISTRY_USER, StackPaths, StackSettings, resolve_state_dir
 
 SERVICES: tuple[str, ...] = ("redis", "registry", "docker", "flower", "buildkitd")
@@ -98,6 +98,7 @@ class Stack:
         buildkitd = build_services(self.paths, settings)["buildkitd"]
         if self._running(buildkitd):
             env["BUILDKIT_HOST"] = buildkitd.address
+            env["FARM_BUILDCTL"] = str(buildkit_bin("buildctl"))
         return env
 
     def base_image(self) -> str:
