@@ -26,18 +26,20 @@ def build_json(root: Path) -> tuple[dict, str]:
 
 def test_one_changed_file_sends_one_blob(worker: object, tmp_path: Path) -> None:
     files = {f"src/file{i}.txt": f"{uuid.uuid4().hex}\n" * 50 for i in range(20)}
-    root = write_project(tmp_path / "p", {"api": {"Dockerfile": "FROM scratch\nCOPY src /src\n", **files}})
+    dockerfile = f"FROM scratch\nLABEL run={uuid.uuid4().hex}\nCOPY src /src\n"  # new content: not in the store yet
+    root = write_project(tmp_path / "p", {"api": {"Dockerfile": dockerfile, **files}})
     first, _ = build_json(root)
     ctx = first["context"]
     assert first["status"] == "built"
     assert ctx["digest"].startswith("sha256:") and ctx["files"] == 21
     assert ctx["uploaded_files"] == 21 and ctx["uploaded_bytes"] == ctx["bytes"]
 
-    (root / "api" / "src" / "file7.txt").write_text("changed\n")
+    changed = f"changed {uuid.uuid4().hex}\n"
+    (root / "api" / "src" / "file7.txt").write_text(changed)
     second, err = build_json(root)
     assert second["version"] != first["version"] and second["status"] == "built"
     assert second["context"]["uploaded_files"] == 1
-    assert second["context"]["uploaded_bytes"] == len("changed\n")
+    assert second["context"]["uploaded_bytes"] == len(changed)
     assert second["context"]["digest"] != ctx["digest"]
     assert "sent 1 files" in err
 
