@@ -20,6 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from farm.broker import producer_app  # noqa: E402
 from farm.settings import Settings  # noqa: E402
+from tests.conftest import write_project  # noqa: E402,F401  (one way to write a Garden project)
 
 
 def stack_env() -> dict[str, str]:
@@ -55,27 +56,6 @@ def workers(*queue_sets: str, log_dir: Path) -> Iterator[None]:
             p.terminate()
         for p in procs:
             p.wait(timeout=60)
-
-
-def write_project(root: Path, name: str, files: dict[str, bytes], build_yaml: str = "") -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    registry = os.environ.get("FARM_REGISTRY", "127.0.0.1:5050")
-    host, _, port = registry.partition(":")
-    (root / "project.garden.yml").write_text(
-        "apiVersion: garden.io/v1\nkind: Project\nname: bench\ndefaultEnvironment: local\n"
-        "environments:\n  - name: local\nproviders:\n  - name: kubernetes\n    context: bench\n"
-        f"    buildMode: local-docker\n    deploymentRegistry:\n      hostname: {host}\n      port: {port or 443}\n"
-        "      namespace: bench\n      insecure: true\n")
-    d = root / name
-    d.mkdir(exist_ok=True)
-    (d / "garden.yml").write_text(f"kind: Build\ntype: container\nname: {name}\n{build_yaml}")
-    for rel, data in files.items():
-        (d / rel).parent.mkdir(parents=True, exist_ok=True)
-        (d / rel).write_bytes(data)
-    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
-    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
-    subprocess.run(["git", "-c", "user.email=b@b", "-c", "user.name=b", "commit", "-qm", "bench"], cwd=root, check=True)
-    return root
 
 
 def farm_build(root: Path, *args: str) -> tuple[float, dict]:

@@ -26,7 +26,7 @@ def main() -> None:
         tmpdir = Path(tmp)
         files = {"Dockerfile": b"FROM scratch\nCOPY payload /payload\n", "payload": os.urandom(args.mb * 1024 * 1024)}
         # --no-cache: every round builds and pushes for real instead of hitting the engine's layer cache.
-        root = write_project(tmpdir / "p", "multi", files, 'spec:\n  extraFlags: ["--no-cache"]\n')
+        root = write_project(tmpdir / "p", {"multi": files}, extra_build_yaml='spec:\n  extraFlags: ["--no-cache"]\n')
         with workers("build.linux-amd64,build.merge", "build.linux-arm64,build.merge", log_dir=tmpdir):
             farm_build(root, "--force")  # warm-up: the context reaches the store once
             single = {p: [] for p in PLATFORMS}

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import redis
-from celery import Celery
+from typing import TYPE_CHECKING
 
 from farm.errors import BrokerError
 from farm.settings import Settings
+
+if TYPE_CHECKING:  # both are imported on first use: a run where every Build is cached needs neither
+    import redis
+    from celery import Celery
 
 TASK_BUILD_PLATFORM = "farm.build_platform"
 TASK_MERGE_INDEX = "farm.merge_index"
@@ -46,6 +49,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 def producer_app(settings: Settings) -> Celery:
     """A Celery app that only sends tasks by name: the producer never imports `workers`."""
+    from celery import Celery
+
     app = Celery("farm")
     app.conf.update(celery_config(settings))
     # A CI run should fail fast on a dead broker, not retry forever.
@@ -54,12 +59,16 @@ def producer_app(settings: Settings) -> Celery:
 
 
 def redis_client(settings: Settings) -> redis.Redis:
+    import redis
+
     return redis.Redis.from_url(settings.broker_url, decode_responses=True, socket_connect_timeout=5,
                                 health_check_interval=30)
 
 
 def check_broker(client: redis.Redis, url: str) -> None:
     """Fail with one clear line when Redis is not there, before anything is enqueued."""
+    import redis
+
     try:
         client.ping()
     except redis.RedisError as exc:

@@ -11,19 +11,21 @@ import time
 import uuid
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-
-from celery import Celery
+from typing import TYPE_CHECKING
 
 from farm.broker import MERGE_QUEUE, TASK_BUILD_PLATFORM, TASK_MERGE_INDEX, queue_for
 from farm.context import HashIndex, UploadStats, build_manifest, open_store, upload_context
 from farm.errors import ConfigError, UsageError
 from farm.garden import BuildAction, Project
-from farm.images import ImageOutputs, build_args, cache_refs, image_outputs
+from farm.images import ImageOutputs, build_args, cache_refs, image_outputs, platform_tag
 from farm.jobs import BuildRequest, BuildResult, JobStore, MergeRequest
 from farm.registry import RegistryClient, load_credentials, parse_reference
 from farm.registry.manifests import INDEX_TYPES, index_platforms
 from farm.settings import Settings
 from farm.version import BuildVersion
+
+if TYPE_CHECKING:  # celery is imported only once something is enqueued
+    from celery import Celery
 
 DEFAULT_PLATFORM = "linux/amd64"
 
@@ -62,7 +64,7 @@ def plan(project: Project, versions: dict[str, BuildVersion], names: Sequence[st
         raise UsageError(f"the one-call multi-platform form needs buildMode cluster-buildkit (this project: {mode})")
     if registry is None:
         raise ConfigError("the kubernetes provider needs a deploymentRegistry for the farm to push to",
-                          file=str(project.root / "project.garden.yml"), field="providers[kubernetes].deploymentRegistry")
+                          file=str(project.config_file), field="providers[kubernetes].deploymentRegistry")
     selected = _with_dependencies(project, list(names) or sorted(project.builds))
     by_name = {
         name: PlannedBuild(
@@ -98,11 +100,6 @@ def _with_dependencies(project: Project, names: list[str]) -> list[str]:
         seen.append(name)
         stack.extend(project.builds[name].dependencies)
     return seen
-
-
-def platform_tag(version: str, platform: str) -> str:
-    """`v-0123456789` + `linux/arm/v7` -> `v-0123456789-linux-arm-v7`."""
-    return f"{version}-{platform.strip().lower().replace('/', '-')}"
 
 
 def platform_image(build: PlannedBuild, platform: str) -> str:
@@ -225,7 +222,7 @@ def enqueue(app: Celery, jobs: JobStore, requests: Sequence[BuildRequest], merge
 Job = BuildRequest | MergeRequest
 
 
-def wait(app: Celery, jobs: JobStore, requests: Sequence[Job],
+def wait_for(app: Celery, jobs: JobStore, requests: Sequence[Job],
          on_line: Callable[[Job, str], None], poll_s: float = 1.0) -> dict[str, BuildResult]:
     """Follow the jobs' logs until each is built or failed; results by job id."""
     by_id = {r.job_id: r for r in requests}
@@ -284,4 +281,96 @@ def _timings(record: dict[str, str]) -> dict[str, float]:
         out["build_s"] = round(finished - started, 3)
     if queued and finished:
         out["total_s"] = round(finished - queued, 3)
+    return out
+
+
+class Broker:
+    """The queue, reached only once something must be enqueued: a run where every Build is cached needs none."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._conn: tuple[Celery, JobStore] | None = None
+
+    def connect(self) -> tuple[Celery, JobStore]:
+        if self._conn is None:
+            from farm.broker import check_broker, producer_app, redis_client
+
+            client = redis_client(self.settings)
+            check_broker(client, self.settings.broker_url)
+            self._conn = (producer_app(self.settings), JobStore(client))
+        return self._conn
+
+
+@dataclass
+class Outcome:
+    results: dict[str, list[BuildResult]] = field(default_factory=dict)
+    contexts: dict[str, dict[str, int | str]] = field(default_factory=dict)   # per Build, for --json
+    queued: list[dict[str, str]] = field(default_factory=list)                # jobs sent, for --no-wait
+
+
+def run(project: Project, waves: list[list[PlannedBuild]], settings: Settings, *, force: bool, wait: bool,
+        say: Callable[[str], None], progress: Callable[[str], Callable[[int, int], None]],
+        on_line: Callable[[Job, str], None]) -> Outcome:
+    """Check, upload, enqueue and (with `wait`) follow every planned Build, wave after wave.
+
+    A Build whose dependency failed fails without being sent; without `wait`, dependent waves
+    cannot be ordered, so that is a usage error.
+    """
+    broker = Broker(settings)
+    out = Outcome()
+    failed: set[str] = set()
+    for index, wave in enumerate(waves):
+        waiting: list[Job] = []
+        for b in wave:
+            blocked = [d for d in b.depends_on if d in failed]
+            if blocked:
+                failed.add(b.name)
+                out.results[b.name] = [BuildResult(build=b.name, version=b.version.version_string,
+                                                   image=b.outputs.deployment_image_id, status="failed",
+                                                   error=f"dependency {', '.join(blocked)} failed")]
+                continue
+            t0 = time.monotonic()
+            status = Status(digest=None) if force else check_status(b, settings)
+            if status.digest:
+                say(f"{b.name}: {b.outputs.deployment_image_id} is already built (registry status check)")
+                out.results[b.name] = [BuildResult(build=b.name, version=b.version.version_string,
+                                                   image=b.outputs.deployment_image_id, digest=status.digest,
+                                                   status="cached", timings={"check_s": round(time.monotonic() - t0, 3)})]
+                continue
+            if not wait and index < len(waves) - 1:
+                later = sorted({x.name for w in waves[index + 1:] for x in w})
+                raise UsageError(f"--no-wait cannot order dependent builds: {', '.join(later)} need "
+                                 f"{b.name} built first; run without --no-wait")
+            out.results[b.name] = [BuildResult(build=b.name, version=b.version.version_string, platform=p,
+                                               image=platform_image(b, p), digest=d, status="cached")
+                                   for p, d in status.platforms.items()]
+            for link in b.version.skipped_symlinks:
+                say(f"{b.name}: warning: symlink {link} points outside the build context; left out")
+            context = upload(project, b, settings, progress(b.name))
+            say(f"{b.name}: context {context.files} files, {context.bytes} B; sent {context.uploaded_files} "
+                f"files, {context.uploaded_bytes} B ({context.skipped_files} already in the store)")
+            out.contexts[b.name] = {"digest": context.digest, "files": context.files, "bytes": context.bytes,
+                                    "uploaded_files": context.uploaded_files,
+                                    "uploaded_bytes": context.uploaded_bytes}
+            requests, merge = jobs_for(project, b, context, settings, skip=status.platforms)
+            app, jobs = broker.connect()
+            enqueue(app, jobs, requests, merge, secrets=dict(b.action.spec.secrets),
+                    secrets_ttl=settings.visibility_timeout)
+            for req in requests:
+                say(f"{req.build}: queued {req.platform} as job {req.job_id} on {req.image}")
+            for p in status.platforms:
+                say(f"{b.name}: {p} is already in the registry ({platform_image(b, p)})")
+            if merge:
+                say(f"{b.name}: the index {merge.image} is pushed when all platforms are (job {merge.job_id})")
+            sent: list[Job] = [*requests, *([merge] if merge else [])]
+            waiting += sent
+            out.queued += [{"build": j.build, "platform": getattr(j, "platform", "index"), "job_id": j.job_id}
+                           for j in sent]
+        if not wait or not waiting:
+            continue
+        app, jobs = broker.connect()
+        for res in wait_for(app, jobs, waiting, on_line).values():
+            out.results.setdefault(res.build, []).append(res)
+            if res.status == "failed":
+                failed.add(res.build)
     return out

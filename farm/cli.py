@@ -79,78 +79,16 @@ def build(names: tuple[str, ...], project_dir: Path, env_name: str | None, platf
           force: bool, no_wait: bool, as_json: bool, multi_platform: str | None) -> None:
     """Build the project's container Builds (all, or NAMES) on the farm and push them."""
     from farm import build as flow
-    from farm.broker import check_broker, producer_app, redis_client
     from farm.garden import load_project
-    from farm.jobs import BuildResult, JobStore
     from farm.version import compute_versions
 
     settings = get_settings()
     project = load_project(project_dir.resolve(), env_name)
-    versions = compute_versions(project)
-    waves = flow.plan(project, versions, names, platforms, one_call=(multi_platform or settings.multi_platform) == "one-call")
-    client = redis_client(settings)
-    check_broker(client, settings.broker_url)
-    app = producer_app(settings)
-    jobs = JobStore(client)
-    results: dict[str, list[BuildResult]] = {}
-    failed: set[str] = set()
-    queued_ids: list[dict[str, str]] = []
-    contexts: dict[str, dict[str, Any]] = {}
-
-    def line(job: Any, text: str) -> None:
-        _err(f"{job.build}|{getattr(job, 'platform', 'index')}| {text}")
-
-    for index, wave in enumerate(waves):
-        waiting: list[Any] = []
-        for b in wave:
-            blocked = [d for d in b.depends_on if d in failed]
-            if blocked:
-                failed.add(b.name)
-                results[b.name] = [BuildResult(build=b.name, version=b.version.version_string,
-                                               image=b.outputs.deployment_image_id, status="failed",
-                                               error=f"dependency {', '.join(blocked)} failed")]
-                continue
-            t0 = time.monotonic()
-            status = flow.check_status(b, settings) if not force else flow.Status(digest=None)
-            if status.digest:
-                _err(f"{b.name}: {b.outputs.deployment_image_id} is already built (registry status check)")
-                results[b.name] = [BuildResult(build=b.name, version=b.version.version_string,
-                                               image=b.outputs.deployment_image_id, digest=status.digest,
-                                               status="cached", timings={"check_s": round(time.monotonic() - t0, 3)})]
-                continue
-            results[b.name] = [BuildResult(build=b.name, version=b.version.version_string, platform=p,
-                                           image=flow.platform_image(b, p), digest=d, status="cached")
-                               for p, d in status.platforms.items()]
-            for link in b.version.skipped_symlinks:
-                _err(f"{b.name}: warning: symlink {link} points outside the build context; left out")
-            context = flow.upload(project, b, settings, _progress(b.name))
-            _err(f"{b.name}: context {context.files} files, {_size(context.bytes)}; sent {context.uploaded_files} "
-                 f"files, {_size(context.uploaded_bytes)} ({context.skipped_files} already in the store)")
-            contexts[b.name] = {"digest": context.digest, "files": context.files, "bytes": context.bytes,
-                                "uploaded_files": context.uploaded_files, "uploaded_bytes": context.uploaded_bytes}
-            requests, merge = flow.jobs_for(project, b, context, settings, skip=status.platforms)
-            if no_wait and index < len(waves) - 1:
-                later = sorted({x.name for w in waves[index + 1:] for x in w})
-                raise UsageError(f"--no-wait cannot order dependent builds: {', '.join(later)} need "
-                                 f"{b.name} built first; run without --no-wait")
-            flow.enqueue(app, jobs, requests, merge, secrets=dict(b.action.spec.secrets),
-                         secrets_ttl=settings.visibility_timeout)
-            for req in requests:
-                _err(f"{req.build}: queued {req.platform} as job {req.job_id} on {req.image}")
-            for p in status.platforms:
-                _err(f"{b.name}: {p} is already in the registry ({flow.platform_image(b, p)})")
-            if merge:
-                _err(f"{b.name}: the index {merge.image} is pushed when all platforms are (job {merge.job_id})")
-            waiting += [*requests, *([merge] if merge else [])]
-            queued_ids += [{"build": j.build, "platform": getattr(j, "platform", "index"), "job_id": j.job_id}
-                           for j in [*requests, *([merge] if merge else [])]]
-        if no_wait:
-            continue
-        for res in flow.wait(app, jobs, waiting, line).values():
-            results.setdefault(res.build, []).append(res)
-            if res.status == "failed":
-                failed.add(res.build)
-
+    one_call = (multi_platform or settings.multi_platform) == "one-call"
+    waves = flow.plan(project, compute_versions(project), names, platforms, one_call=one_call)
+    outcome = flow.run(project, waves, settings, force=force, wait=not no_wait, say=_err, progress=_progress,
+                       on_line=lambda job, text: _err(f"{job.build}|{getattr(job, 'platform', 'index')}| {text}"))
+    results, contexts, queued_ids = outcome.results, outcome.contexts, outcome.queued
     if no_wait:
         out = {"builds": [r.model_dump() for rs in results.values() for r in rs], "queued": queued_ids}
         click.echo(json.dumps(out, indent=2) if as_json else "\n".join(q["job_id"] for q in queued_ids))
@@ -261,10 +199,18 @@ _state_opt = click.option("--state-dir", type=click.Path(file_okay=False, path_t
 @stack.command("up")
 @_state_opt
 @click.option("--with", "extra", multiple=True, help="Also start an optional service (buildkitd, worker).")
-def stack_up(state_dir: Path | None, extra: tuple[str, ...]) -> None:
+@click.option("--project", "project_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Also start what this Garden project's build mode needs (buildkitd for cluster-buildkit).")
+def stack_up(state_dir: Path | None, extra: tuple[str, ...], project_dir: Path | None) -> None:
     """Start the stack (idempotent)."""
     from farm.stack import DEFAULT_SERVICES
 
+    if project_dir is not None:
+        from farm.garden import load_project
+
+        provider = load_project(project_dir.resolve()).provider
+        if provider is not None and provider.build_mode == "cluster-buildkit":
+            extra = (*extra, "buildkitd")
     st = _stack(state_dir)
     st.up(list(DEFAULT_SERVICES) + [s for s in extra if s != "worker"])
     if "worker" in extra:

@@ -96,6 +96,12 @@ def image_outputs(build: BuildAction, provider: KubernetesProvider | None,
     )
 
 
+def platform_tag(version: str, platform: str) -> str:
+    """The tag a multi-platform Build's platform image is pushed under before the index takes the
+    version tag: `v-0123456789` + `linux/arm/v7` -> `v-0123456789-linux-arm-v7`."""
+    return f"{version}-{platform.strip().lower().replace('/', '-')}"
+
+
 def build_args(build: BuildAction, version_string: str) -> dict[str, str | None]:
     """GARDEN_MODULE_VERSION / GARDEN_ACTION_VERSION then the user's args (which win).
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import redis
+
 from pydantic import BaseModel, ConfigDict
 
 from farm.images import CacheRef
+
+if TYPE_CHECKING:
+    import redis
 
 JOB_TTL = 7 * 24 * 3600
 LOG_MAXLEN = 20_000

@@ -69,9 +69,10 @@ def worker(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) 
     stop_worker(proc)
 
 
-def write_project(root: Path, builds: dict[str, dict[str, str]], *, registry_port: int = 5050,
-                  namespace: str = "farmtest", mode: str = "local-docker", extra_build_yaml: str = "") -> Path:
-    """A Garden project in a git repo: builds maps name -> {relative file: content}."""
+def write_project(root: Path, builds: dict[str, dict[str, str | bytes]], *, namespace: str = "farmtest",
+                  mode: str = "local-docker", extra_build_yaml: str = "") -> Path:
+    """A Garden project in a git repo, pushing to the stack's registry: builds maps name -> {file: content}."""
+    host, _, port = os.environ.get("FARM_REGISTRY", "127.0.0.1:5050").partition(":")
     root.mkdir(parents=True, exist_ok=True)
     (root / "project.garden.yml").write_text(f"""\
 apiVersion: garden.io/v1
@@ -85,8 +86,8 @@ providers:
     context: farm-local
     buildMode: {mode}
     deploymentRegistry:
-      hostname: 127.0.0.1
-      port: {registry_port}
+      hostname: {host}
+      port: {port or 443}
       namespace: {namespace}
       insecure: true
 """)
@@ -96,7 +97,7 @@ providers:
         (d / "garden.yml").write_text(f"kind: Build\ntype: container\nname: {name}\n{extra_build_yaml}")
         for rel, content in files.items():
             (d / rel).parent.mkdir(parents=True, exist_ok=True)
-            (d / rel).write_text(content)
+            (d / rel).write_bytes(content.encode() if isinstance(content, str) else content)
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     subprocess.run(["git", "add", "-A"], cwd=root, check=True)
     subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init"], cwd=root, check=True)

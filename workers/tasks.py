@@ -7,15 +7,15 @@ import shutil
 import socket
 import tempfile
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from farm.broker import MERGE_QUEUE, redis_client
 from farm.context import BlobCache, Limits, materialise, open_store
 from farm.errors import BuildError, FarmError, PermanentBuildError, TransientBuildError
-from farm.registry import RegistryClient, load_credentials, parse_reference
-from farm.broker import MERGE_QUEUE, redis_client
 from farm.jobs import BuildRequest, JobStore, MergeRequest
+from farm.registry import RegistryClient, load_credentials, parse_reference
 from workers.app import app, settings
 from workers.builders import cluster_buildkit, local_docker
 from workers.index import push_index

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from farm import build as flow
-from farm.broker import producer_app, redis_client
+from farm.broker import redis_client
 from farm.garden import load_project
 from farm.jobs import JobStore
 from farm.registry import RegistryClient, load_credentials, parse_reference
@@ -20,18 +20,16 @@ from tests.conftest import write_project
 pytestmark = pytest.mark.integration
 
 
-def _run(project_dir: Path, names: list[str] = []) -> tuple[list[flow.PlannedBuild], dict]:
-    settings = get_settings()
+def _run(project_dir: Path, names: list[str] = []) -> tuple[list[flow.PlannedBuild], flow.Outcome]:
     project = load_project(project_dir)
     waves = flow.plan(project, compute_versions(project), names)
-    app, jobs = producer_app(settings), JobStore(redis_client(settings))
-    results = {}
-    for wave in waves:
-        reqs = [r for b in wave if not flow.check_status(b, settings).digest
-                for r in flow.jobs_for(project, b, flow.upload(project, b, settings), settings)[0]]
-        flow.enqueue(app, jobs, reqs)
-        results.update({res.build: res for res in flow.wait(app, jobs, reqs, lambda req, line: None).values()})
-    return [b for w in waves for b in w], results
+    outcome = flow.run(project, waves, get_settings(), force=False, wait=True, say=lambda text: None,
+                       progress=lambda name: None, on_line=lambda job, line: None)  # type: ignore[arg-type,return-value]
+    return [b for w in waves for b in w], outcome
+
+
+def results(outcome: flow.Outcome) -> dict:
+    return {name: rs[-1] for name, rs in outcome.results.items()}
 
 
 def test_builds_pushes_and_then_answers_from_the_registry(worker: object, tmp_path: Path) -> None:
@@ -39,8 +37,8 @@ def test_builds_pushes_and_then_answers_from_the_registry(worker: object, tmp_pa
     root = write_project(tmp_path / "p", {"api": {
         "Dockerfile": "FROM scratch\nARG GARDEN_ACTION_VERSION\nLABEL v=$GARDEN_ACTION_VERSION\nCOPY data.txt /data.txt\n",
         "data.txt": token}})
-    planned, results = _run(root)
-    res = results["api"]
+    planned, outcome = _run(root)
+    res = results(outcome)["api"]
     assert res.status == "built", res.error
     assert res.digest and res.digest.startswith("sha256:")
     assert res.image == planned[0].outputs.deployment_image_id
@@ -56,7 +54,7 @@ def test_builds_pushes_and_then_answers_from_the_registry(worker: object, tmp_pa
     # Second submit: answered by the status check, nothing enqueued.
     jobs_before = set(redis_client(settings).scan_iter("farm:job:*"))
     _, again = _run(root)
-    assert again == {}
+    assert again.queued == [] and results(again)["api"].status == "cached"
     assert flow.check_status(planned[0], settings).digest == res.digest
     assert set(redis_client(settings).scan_iter("farm:job:*")) == jobs_before
 
@@ -64,8 +62,8 @@ def test_builds_pushes_and_then_answers_from_the_registry(worker: object, tmp_pa
 def test_failing_dockerfile_gives_a_failed_result_with_the_log(worker: object, tmp_path: Path) -> None:
     root = write_project(tmp_path / "p", {"bad": {
         "Dockerfile": f"FROM scratch\nLABEL t={uuid.uuid4().hex}\nCOPY does-not-exist.txt /x\n"}})
-    _, results = _run(root)
-    res = results["bad"]
+    _, outcome = _run(root)
+    res = results(outcome)["bad"]
     assert res.status == "failed"
     assert "exit" in (res.error or "")
     assert any("does-not-exist.txt" in line for line in res.log_tail)
@@ -79,7 +77,10 @@ def test_dependency_is_built_before_its_dependant(worker: object, tmp_path: Path
         "base": {"Dockerfile": f"FROM scratch\nCOPY f /f\n", "f": token},
         "app": {"Dockerfile": "ARG BASE\nFROM scratch\nCOPY g /g\n", "g": token}})
     (root / "app" / "garden.yml").write_text("kind: Build\ntype: container\nname: app\ndependencies: [build.base]\n")
-    planned, results = _run(root, ["app"])
+    planned, outcome = _run(root, ["app"])
     assert [b.name for b in planned] == ["base", "app"]
-    assert results["base"].status == results["app"].status == "built"
-    assert float(results["base"].timings["total_s"]) >= 0
+    base, app = results(outcome)["base"], results(outcome)["app"]
+    assert base.status == app.status == "built"
+    # The dependant started only after its dependency was pushed.
+    store = JobStore(redis_client(get_settings()))
+    assert float(store.get(app.job_id or "")["started_at"]) >= float(store.get(base.job_id or "")["finished_at"])

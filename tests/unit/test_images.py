@@ -135,3 +135,10 @@ def test_no_cache_refs_outside_buildkit() -> None:
 def test_garden_output_aliases() -> None:
     out = image_outputs(build(), None, "v-1").as_garden_outputs()
     assert out["deployment-image-id"] == out["deploymentImageId"] == "api:v-1"
+
+
+def test_platform_tag() -> None:
+    from farm.images import platform_tag
+
+    assert platform_tag("v-0123456789", "linux/arm64") == "v-0123456789-linux-arm64"
+    assert platform_tag("v-0123456789", "linux/arm/v7") == "v-0123456789-linux-arm-v7"
