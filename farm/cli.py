@@ -172,7 +172,7 @@ def worker_argv(queues: str | None, platforms: tuple[str, ...], concurrency: int
     names = [q for q in (queues or "").split(",") if q] + [queue_for(p) for p in platforms]
     if not names:
         names = [queue_for(machine_platform())]
-    names.append(MERGE_QUEUE)
+    names = list(dict.fromkeys([*names, MERGE_QUEUE]))
     return [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", ",".join(names), "-E",
             "-c", str(concurrency), "-n", f"farm-{os.getpid()}@%h", f"--loglevel={loglevel}"]
 
