@@ -1,4 +1,5 @@
-# The two commands: `make demo` and `make test`. Both install what they need and start the stack.
+# The two commands: `make demo` and `make test`. Both install what they need and start the stack
+# (`farm stack up` apt-installs the Debian packages it runs when their binaries are missing).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -7,7 +8,7 @@ FARM := $(VENV)/bin/farm
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 STACK_ENV = eval "$$($(FARM) stack env)"
 
-.PHONY: demo test test-unit bench stack down venv system buildkit clean
+.PHONY: demo test test-unit bench stack down venv buildkit clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,27 +18,24 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-system:
-	bash scripts/install-system-packages.sh
-
 buildkit:
 	bash scripts/install-buildkit.sh
 
-stack: venv system
+stack: venv
 	$(FARM) stack up
 
-demo: venv system
+demo: venv
 	$(FARM) stack up --with worker
 	@$(STACK_ENV) && $(FARM) build --project config/examples/demo
 
-test: venv system buildkit
+test: venv buildkit
 	$(FARM) stack up --with buildkitd
 	@$(STACK_ENV) && $(PY) -m pytest -q -p no:cacheprovider tests
 
 test-unit: venv
 	$(PY) -m pytest -q tests/unit
 
-bench: venv system buildkit
+bench: venv buildkit
 	$(FARM) stack up --with buildkitd
 	@$(STACK_ENV) && for b in version_hash context_sync builders multi_platform; do echo "== bench/$$b.py"; $(PY) bench/$$b.py || exit 1; done
 

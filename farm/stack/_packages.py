@@ -1,6 +1,6 @@
 """The Debian packages the stack runs, installed with apt-get when their binaries are missing.
 
-Mirrors scripts/install-system-packages.sh (same table), so an installed `farm` needs no checkout.
+`farm stack up` calls this, so an installed `farm` needs no checkout and no other script.
 """
 
 from __future__ import annotations
