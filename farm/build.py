@@ -60,6 +60,9 @@ def plan(project: Project, versions: dict[str, BuildVersion], names: Sequence[st
     provider = project.provider
     registry = provider.deployment_registry if provider else None
     mode = provider.build_mode if provider else "local-docker"
+    if mode not in ("local-docker", "cluster-buildkit"):
+        raise ConfigError(f"buildMode {mode} is not supported by the farm yet (local-docker, cluster-buildkit)",
+                          file=str(project.config_file), field="providers[kubernetes].buildMode")
     if one_call and mode != "cluster-buildkit":
         raise UsageError(f"the one-call multi-platform form needs buildMode cluster-buildkit (this project: {mode})")
     if registry is None:

@@ -81,3 +81,9 @@ def test_one_call_needs_cluster_buildkit(tmp_path: Path) -> None:
     project, versions = _project(tmp_path, {"api": []})
     with pytest.raises(UsageError, match="cluster-buildkit"):
         flow.plan(project, versions, [], one_call=True)
+
+
+def test_kaniko_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
+    project, versions = _project(tmp_path, {"api": []}, mode="kaniko")
+    with pytest.raises(ConfigError, match="buildMode kaniko is not supported"):
+        flow.plan(project, versions, [])
