@@ -109,6 +109,10 @@ def _resources(limits: tuple[int, int], requests: tuple[int, int]) -> type[Model
         limits: Limits = Field(default_factory=Limits)
         requests: Requests = Field(default_factory=Requests)
 
+        def requirements(self) -> dict[str, dict[str, str]]:
+            """As a container's Kubernetes `resources`."""
+            return {"limits": self.limits.quantities(), "requests": self.requests.quantities()}
+
     return Spec
 
 

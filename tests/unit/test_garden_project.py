@@ -215,3 +215,14 @@ def test_null_default_namespace_needs_namespace_on_the_command_line(tmp_path: Pa
     with pytest.raises(ConfigError, match="--env <namespace>.dev"):
         load(tmp_path)
     assert load(tmp_path, "mine.dev").namespace == "mine"
+
+
+@pytest.mark.parametrize("cpu, memory, quantities", [
+    (4000, 8192, {"cpu": "4", "memory": "8Gi"}), (100, 512, {"cpu": "100m", "memory": "512Mi"}),
+    (1500, 1000, {"cpu": "1500m", "memory": "1000Mi"}), (1000, 1536, {"cpu": "1", "memory": "1536Mi"}),
+    (256, 1048576, {"cpu": "256m", "memory": "1Ti"}), (1, 1, {"cpu": "1m", "memory": "1Mi"}),
+])
+def test_resource_quantities(cpu: int, memory: int, quantities: dict) -> None:
+    from farm.garden.models import ResourceConfig
+
+    assert ResourceConfig(cpu=cpu, memory=memory).quantities() == quantities

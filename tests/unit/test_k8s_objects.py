@@ -9,19 +9,16 @@ import json
 import kubernetes_validate
 import pytest
 
+from farm.garden.models import BuilderResources
 from workers.runtimes.k8s_objects import (
     BUILD_TOLERATION,
     HASH_ANNOTATION,
     ROOTLESS_ANNOTATIONS,
-    ResourceSpec,
-    Resources,
     buildkit_address,
     buildkit_deployment,
     buildkit_service,
     docker_auth_secret,
     manifest_hash,
-    megabytes_to_string,
-    millicpu_to_string,
     service_account,
 )
 
@@ -38,18 +35,6 @@ def without_hash(manifest: dict) -> dict:
     out = json.loads(json.dumps(manifest))
     out["metadata"]["annotations"].pop(HASH_ANNOTATION)
     return out
-
-
-@pytest.mark.parametrize("millicpu, text", [
-    (4000, "4"), (1000, "1"), (100, "100m"), (1500, "1500m"), (256, "256m")])
-def test_cpu_strings(millicpu: int, text: str) -> None:
-    assert millicpu_to_string(millicpu) == text
-
-
-@pytest.mark.parametrize("mb, text", [(8192, "8Gi"), (512, "512Mi"), (1000, "1000Mi"), (1536, "1536Mi"),
-                                      (1048576, "1Ti"), (1, "1Mi")])
-def test_memory_strings(mb: int, text: str) -> None:
-    assert megabytes_to_string(mb) == text
 
 
 def test_service_account() -> None:
@@ -126,8 +111,8 @@ def test_deployment_with_user_settings() -> None:
         tolerations=[{"key": "spot", "operator": "Exists", "effect": "NoSchedule", "value": None},
                      {"key": "x", "value": "y", "effect": "NoExecute", "tolerationSeconds": "30"}],
         node_selector={"pool": "builders"},
-        resources=Resources(limits=ResourceSpec(cpu=2500, memory=4096, ephemeral_storage=20480),
-                            requests=ResourceSpec(cpu=1000, memory=1024, ephemeral_storage=1000)),
+        resources=BuilderResources(limits={"cpu": 2500, "memory": 4096, "ephemeralStorage": 20480},
+                                   requests={"cpu": 1000, "memory": 1024, "ephemeralStorage": 1000}).requirements(),
         image_pull_secrets=["regcred"],
         util_image_registry_domain="mirror.example.com/",
     ))

@@ -18,8 +18,9 @@ import copy
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
+
+from farm.garden.models import BuilderResources
 
 BUILDER_SERVICE_ACCOUNT = "garden-in-cluster-builder"
 BUILDKIT_DEPLOYMENT = "garden-buildkit"
@@ -40,44 +41,8 @@ ROOTLESS_ANNOTATIONS = {
 Manifest = dict[str, Any]
 
 
-@dataclass(frozen=True)
-class ResourceSpec:
-    """One side of `resources.builder`: CPU in millicpu, memory and ephemeral storage in MB."""
-
-    cpu: int
-    memory: int
-    ephemeral_storage: int | None = None
-
-
-@dataclass(frozen=True)
-class Resources:
-    limits: ResourceSpec = field(default_factory=lambda: ResourceSpec(cpu=4000, memory=8192))
-    requests: ResourceSpec = field(default_factory=lambda: ResourceSpec(cpu=100, memory=512))
-
-
-def millicpu_to_string(millicpu: int) -> str:
-    """4000 -> "4", 250 -> "250m"."""
-    return str(millicpu // 1000) if millicpu % 1000 == 0 else f"{millicpu}m"
-
-
-def megabytes_to_string(megabytes: int) -> str:
-    """MB as KiB, written in the largest exact binary unit: 8192 -> "8Gi", 512 -> "512Mi"."""
-    value, units = megabytes * 1024, ["Ki", "Mi", "Gi", "Ti", "Pi", "Ei"]
-    unit = 0
-    while value and value % 1024 == 0 and unit < len(units) - 1:
-        value //= 1024
-        unit += 1
-    return f"{value}{units[unit]}"
-
-
-def resource_requirements(resources: Resources) -> dict[str, dict[str, str]]:
-    def side(spec: ResourceSpec) -> dict[str, str]:
-        out = {"cpu": millicpu_to_string(spec.cpu), "memory": megabytes_to_string(spec.memory)}
-        if spec.ephemeral_storage:
-            out["ephemeral-storage"] = megabytes_to_string(spec.ephemeral_storage)
-        return out
-
-    return {"limits": side(resources.limits), "requests": side(resources.requests)}
+# Garden's default `resources.builder`, as Kubernetes quantities.
+DEFAULT_RESOURCES: Mapping[str, Mapping[str, str]] = BuilderResources().requirements()
 
 
 def manifest_hash(manifest: Mapping[str, Any]) -> str:
@@ -137,7 +102,7 @@ def buildkit_deployment(
     annotations: Mapping[str, str] | None = None,
     tolerations: Sequence[Mapping[str, Any]] = (),
     node_selector: Mapping[str, str] | None = None,
-    resources: Resources = Resources(),
+    resources: Mapping[str, Mapping[str, str]] = DEFAULT_RESOURCES,
     image_pull_secrets: Sequence[str] = (),
     util_image_registry_domain: str = "docker.io",
 ) -> Manifest:
@@ -158,7 +123,7 @@ def buildkit_deployment(
         "securityContext": {"privileged": True},
         "volumeMounts": [{"name": auth_secret_name, "mountPath": "/.docker", "readOnly": True}],
         "env": [{"name": "DOCKER_CONFIG", "value": "/.docker"}],
-        "resources": resource_requirements(resources),
+        "resources": {side: dict(values) for side, values in resources.items()},
     }
     pod_annotations = dict(annotations or {})
     if rootless:
