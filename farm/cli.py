@@ -151,6 +151,56 @@ def _summarise(name: str, results: list[Any]) -> dict[str, Any]:
     return entry
 
 
+# -- farm status / farm logs: jobs sent with --no-wait, or by another machine -------------------
+
+def _job_store() -> Any:
+    from farm.broker import check_broker, redis_client
+    from farm.jobs import JobStore
+
+    settings = get_settings()
+    client = redis_client(settings)
+    check_broker(client, settings.broker_url)
+    return JobStore(client)
+
+
+@cli.command()
+@click.argument("job_ids", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+def status(job_ids: tuple[str, ...], as_json: bool) -> None:
+    """Show the record of build jobs: status, image, digest, error."""
+    store = _job_store()
+    records = {job_id: store.get(job_id) for job_id in job_ids}
+    unknown = [j for j, r in records.items() if not r]
+    if unknown:
+        raise UsageError(f"no such job: {', '.join(unknown)} (job records expire after 7 days)")
+    if as_json:
+        click.echo(json.dumps({"jobs": [{"job_id": j, **r} for j, r in records.items()]}, indent=2))
+        return
+    for job_id, r in records.items():
+        where = f"{r.get('image', '')}@{r['digest']}" if r.get("digest") else r.get("image", "")
+        click.echo(f"{job_id}  {r.get('build', '')} {r.get('platform', '')}  {r.get('status', '')}  {where}"
+                   + (f"  {r['error']}" if r.get("error") else ""))
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option("--follow", "-f", is_flag=True, help="Keep following until the job ends.")
+def logs(job_id: str, follow: bool) -> None:
+    """Print a build job's log (its builder's output)."""
+    store = _job_store()
+    if not store.get(job_id):
+        raise UsageError(f"no such job: {job_id} (job records expire after 7 days)")
+    cursors: dict[str, str] = {}
+    while True:
+        for _, text in store.follow([job_id], cursors, block_ms=1000 if follow else 1):
+            click.echo(text)
+        if not follow or store.get(job_id).get("status") in ("built", "failed"):
+            # one last drain: lines written just before the record changed
+            for _, text in store.follow([job_id], cursors, block_ms=1):
+                click.echo(text)
+            return
+
+
 # -- farm worker --------------------------------------------------------------------------------
 
 @cli.command()

@@ -103,3 +103,17 @@ def test_registry_password_never_leaves_the_docker_config(worker: object, tmp_pa
     import httpx
     tasks = httpx.get(stack_env["FARM_FLOWER_URL"] + "/api/tasks", timeout=10).text
     assert password not in tasks
+
+
+def test_no_wait_then_status_and_logs(worker: object, tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    sent = farm("build", "--project", str(root), "--no-wait", "--json")
+    assert sent.returncode == 0, sent.stderr
+    (job,) = json.loads(sent.stdout)["queued"]
+    followed = farm("logs", job["job_id"], "--follow")
+    assert followed.returncode == 0 and "farm: built sha256:" in followed.stdout
+    shown = farm("status", job["job_id"], "--json")
+    (record,) = json.loads(shown.stdout)["jobs"]
+    assert record["status"] == "built" and record["digest"].startswith("sha256:") and record["build"] == "api"
+    missing = farm("status", "nosuchjob")
+    assert missing.returncode == 2 and "no such job" in missing.stderr
