@@ -13,7 +13,8 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from farm.broker import MERGE_QUEUE, TASK_BUILD_PLATFORM, TASK_MERGE_INDEX, queue_for
+from farm.broker import (MERGE_QUEUE, TASK_BUILD_PLATFORM, TASK_MERGE_INDEX, check_broker, producer_app,
+                         queue_for, redis_client)
 from farm.context import HashIndex, UploadStats, build_manifest, open_store, upload_context
 from farm.errors import ConfigError, UsageError
 from farm.garden import BuildAction, Project
@@ -226,7 +227,7 @@ Job = BuildRequest | MergeRequest
 
 
 def wait_for(app: Celery, jobs: JobStore, requests: Sequence[Job],
-         on_line: Callable[[Job, str], None], poll_s: float = 1.0) -> dict[str, BuildResult]:
+             on_line: Callable[[Job, str], None], poll_s: float = 1.0) -> dict[str, BuildResult]:
     """Follow the jobs' logs until each is built or failed; results by job id."""
     by_id = {r.job_id: r for r in requests}
     pending = set(by_id)
@@ -296,8 +297,6 @@ class Broker:
 
     def connect(self) -> tuple[Celery, JobStore]:
         if self._conn is None:
-            from farm.broker import check_broker, producer_app, redis_client
-
             client = redis_client(self.settings)
             check_broker(client, self.settings.broker_url)
             self._conn = (producer_app(self.settings), JobStore(client))

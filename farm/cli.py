@@ -133,7 +133,7 @@ def _progress(name: str) -> Any:
 def _summarise(name: str, results: list[Any]) -> dict[str, Any]:
     """One entry of `--json` per Build, whatever the number of platforms."""
     index = next((r for r in results if r.kind == "index"), None)
-    platforms = [r for r in results if r.kind == "platform" and r.platform]
+    platforms = sorted((r for r in results if r.kind == "platform" and r.platform), key=lambda r: r.platform)
     top = index or results[0]
     failed = [r for r in results if r.status == "failed"]
     status = "failed" if failed else ("cached" if all(r.status == "cached" for r in results) else "built")
