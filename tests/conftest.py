@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -119,3 +120,23 @@ def broker_holds(env: dict[str, str], needle: str) -> list[str]:
             if needle.encode() in repr(dump).encode():
                 found.append(key.decode())
     return found
+
+
+def run_together(n: int, fn: Callable[[], object]) -> list[BaseException]:
+    """Call `fn` from `n` threads released at the same instant; the exceptions they raised."""
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(n)
+
+    def one() -> None:
+        try:
+            barrier.wait()
+            fn()
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from farm.errors import ContextError
 
 from .store import MAX_MANIFEST_BYTES, blob_key, manifest_key, read_verified
+
+T = TypeVar("T")
 
 
 class FsStore:
@@ -31,17 +33,7 @@ class FsStore:
         return {sha for sha in blobs if not os.path.exists(os.path.join(root, blob_key(sha)))}
 
     def put_blob(self, sha: str, src: Path) -> int:
-        dest = self.root / blob_key(sha)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as sink:
-                n = read_verified(src, sha, sink)
-            os.chmod(tmp, 0o444)
-            os.replace(tmp, dest)  # atomic; a concurrent writer of the same blob wrote the same bytes
-        except BaseException:
-            _unlink_quietly(tmp)
-            raise
+        n = _write_atomically(self.root / blob_key(sha), lambda sink: read_verified(src, sha, sink))
         assert isinstance(n, int)
         return n
 
@@ -55,17 +47,7 @@ class FsStore:
         return (self.root / manifest_key(hex_digest)).exists()
 
     def put_manifest(self, hex_digest: str, data: bytes) -> None:
-        dest = self.root / manifest_key(hex_digest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.chmod(tmp, 0o444)
-            os.replace(tmp, dest)
-        except BaseException:
-            _unlink_quietly(tmp)
-            raise
+        _write_atomically(self.root / manifest_key(hex_digest), lambda sink: sink.write(data))
 
     def get_manifest(self, hex_digest: str) -> bytes:
         path = self.root / manifest_key(hex_digest)
@@ -77,6 +59,22 @@ class FsStore:
         if len(data) > MAX_MANIFEST_BYTES:
             raise ContextError(f"{path}: manifest larger than {MAX_MANIFEST_BYTES} bytes, refused")
         return data
+
+
+def _write_atomically(dest: Path, write: Callable[[BinaryIO], T]) -> T:
+    """Write through a temp file in `dest`'s directory, then rename: atomic, and a concurrent writer
+    of the same content-addressed name wrote the same bytes."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as sink:
+            result = write(sink)
+        os.chmod(tmp, 0o444)
+        os.replace(tmp, dest)
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+    return result
 
 
 def _unlink_quietly(path: str) -> None:

@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -31,6 +30,7 @@ from farm.context.manifest import FILE_MODE, SYMLINK_MODE
 from farm.context.s3_store import S3Store
 from farm.context.store import blob_key
 from farm.errors import ContextError
+from tests.conftest import run_together
 
 pytestmark = pytest.mark.integration
 
@@ -177,22 +177,7 @@ def test_concurrent_uploads_of_the_same_context(repo: tuple[Path, list[str]], s3
                                                 tmp_path: Path) -> None:
     root, files = repo
     m = build_manifest(root, files)
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(6)
-
-    def one() -> None:
-        try:
-            barrier.wait()
-            upload_context(open_store(s3_url), root, m)  # separate clients, as separate CI jobs
-        except BaseException as exc:  # noqa: BLE001
-            errors.append(exc)
-
-    threads = [threading.Thread(target=one) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert run_together(6, lambda: upload_context(open_store(s3_url), root, m)) == []  # separate clients, as separate CI jobs
     client, bucket, prefix = raw_client(s3_url)
     keys = [o["Key"] for page in client.get_paginator("list_objects_v2").paginate(  # type: ignore[attr-defined]
         Bucket=bucket, Prefix=prefix + "/blobs/") for o in page.get("Contents", ())]

@@ -6,7 +6,6 @@ import hashlib
 import multiprocessing
 import os
 import stat
-import threading
 from collections.abc import Collection
 from pathlib import Path
 from typing import BinaryIO
@@ -29,6 +28,7 @@ from farm.context.fs_store import FsStore
 from farm.context.manifest import EXEC_MODE, FILE_MODE, SYMLINK_MODE
 from farm.context.store import blob_key
 from farm.errors import ContextError
+from tests.conftest import run_together
 
 
 def sha(data: bytes) -> str:
@@ -233,22 +233,7 @@ def _upload_in_process(args: tuple[str, str, list[str]]) -> int:
 def test_concurrent_uploads_of_the_same_blobs(src: tuple[Path, list[str]], store: FsStore) -> None:
     root, files = src
     m = build_manifest(root, files)
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(8)
-
-    def one() -> None:
-        try:
-            barrier.wait()
-            upload_context(FsStore(store.root), root, m)
-        except BaseException as exc:  # noqa: BLE001
-            errors.append(exc)
-
-    threads = [threading.Thread(target=one) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert run_together(8, lambda: upload_context(FsStore(store.root), root, m)) == []
     with multiprocessing.get_context("spawn").Pool(4) as pool:
         pool.map(_upload_in_process, [(str(store.root), str(root), files)] * 4)
     stored = [p for p in (store.root / "blobs").rglob("*") if p.is_file()]
