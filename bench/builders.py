@@ -21,7 +21,7 @@ from pathlib import Path
 
 from farmbench import farm_build, median, stack_env, workers, write_project
 
-from farm.garden import load_project
+from farm import plan
 from farm.images import cache_refs
 from workers.builders import cluster_buildkit
 
@@ -41,7 +41,7 @@ def set_nonce(root: Path, nonce: str) -> None:
 
 def buildctl_direct(root: Path, env: dict[str, str], nonce: str, tag: str) -> float:
     """buildctl as a user would run it by hand, with the very flags the farm's builder generates."""
-    project = load_project(root)
+    project, _ = plan.load(root)
     build = project.builds["app"]
     image = f"{env['FARM_REGISTRY']}/bench/app"
     job = cluster_buildkit.buildctl_job(

@@ -4,7 +4,7 @@
 
 Builds a git repo of N files (~MB in total) holding one container Build, then times, for
 (a) everything committed and (b) `--modified` files changed in the worktree:
-  ours: load_project + compute_versions (git listing, index hashes reused, changed files hashed here)
+  ours: farm.plan.load (git listing, index hashes reused, changed files hashed here)
   git:  `git ls-files -s` + `git hash-object --stdin-paths` over every file
 and prints both times (best of --repeat, warm page cache) and ours/git. Goal: ratio <= 1.25.
 A third, informational line hashes every file in-process (no git index to reuse).
@@ -24,8 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from farm.garden import load_project  # noqa: E402
-from farm.version import compute_versions  # noqa: E402
+from farm import plan  # noqa: E402
 
 PROJECT = """\
 apiVersion: garden.io/v1
@@ -62,7 +61,7 @@ def make_tree(root: Path, files: int, total_mb: int, seed: int = 7) -> None:
 
 def ours(root: Path) -> tuple[float, str]:
     t = time.perf_counter()
-    v = compute_versions(load_project(root))["app"]
+    v = plan.load(root)[1]["app"]
     return time.perf_counter() - t, v.version_string
 
 

@@ -6,9 +6,11 @@ sets, so both read it from here (CELERY-NOTES: set in all three places).
 
 from __future__ import annotations
 
-from typing import Any
-
-from typing import TYPE_CHECKING
+import os
+import platform as _platform
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from farm.errors import BrokerError
 from farm.settings import Settings
@@ -26,6 +28,20 @@ MERGE_QUEUE = "build.merge"
 def queue_for(platform: str) -> str:
     """`linux/arm64/v8` -> `build.linux-arm64-v8`: one queue per platform, so per-arch pools take their own."""
     return "build." + "-".join(part for part in platform.strip().lower().split("/") if part)
+
+
+def machine_platform() -> str:
+    """This machine's platform, as a Build names it: `linux/amd64`, `linux/arm64`."""
+    machine = _platform.machine()
+    return f"linux/{ {'x86_64': 'amd64', 'aarch64': 'arm64', 'arm64': 'arm64'}.get(machine, machine)}"
+
+
+def worker_argv(queues: Sequence[str], concurrency: int = 1, loglevel: str = "INFO") -> list[str]:
+    """The command line of a farm worker: Celery with the farm's app on `queues` (default: this
+    machine's platform queue) plus the merge queue (index merges need only the registry API)."""
+    names = list(dict.fromkeys([*(queues or [queue_for(machine_platform())]), MERGE_QUEUE]))
+    return [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", ",".join(names), "-E",
+            "-c", str(concurrency), "-n", f"farm-{os.getpid()}@%h", f"--loglevel={loglevel}"]
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:

@@ -16,134 +16,15 @@ from typing import TYPE_CHECKING
 from farm.broker import (MERGE_QUEUE, TASK_BUILD_PLATFORM, TASK_MERGE_INDEX, check_broker, producer_app,
                          queue_for, redis_client)
 from farm.context import HashIndex, UploadStats, build_manifest, open_store, upload_context
-from farm.errors import ConfigError, UsageError
-from farm.garden import BuildAction, Project
-from farm.images import ImageOutputs, build_args, cache_refs, image_outputs, platform_tag
+from farm.errors import UsageError
+from farm.garden import Project
 from farm.jobs import BuildRequest, BuildResult, JobStore, MergeRequest
-from farm.registry import RegistryClient, load_credentials, parse_reference
-from farm.registry.manifests import INDEX_TYPES, index_platforms
+from farm.plan import Plan, PlannedBuild
 from farm.settings import Settings
-from farm.version import BuildVersion
+from farm.status import Status, check_status
 
 if TYPE_CHECKING:  # celery is imported only once something is enqueued
     from celery import Celery
-
-DEFAULT_PLATFORM = "linux/amd64"
-
-
-@dataclass
-class PlannedBuild:
-    action: BuildAction
-    version: BuildVersion
-    outputs: ImageOutputs
-    platforms: list[str]
-    insecure: bool
-    depends_on: list[str] = field(default_factory=list)
-    one_call: bool = False          # all platforms in one cluster-buildkit call, no per-platform jobs
-
-    @property
-    def fan_out(self) -> bool:
-        """One job per platform, merged into an index afterwards."""
-        return len(self.platforms) > 1 and not self.one_call
-
-    @property
-    def name(self) -> str:
-        return self.action.name
-
-
-def plan(project: Project, versions: dict[str, BuildVersion], names: Sequence[str],
-         platforms: Sequence[str] = (), one_call: bool = False) -> list[list[PlannedBuild]]:
-    """The builds to consider, with their dependencies, in waves: a wave needs only earlier waves."""
-    unknown = [n for n in names if n not in project.builds]
-    if unknown:
-        known = ", ".join(sorted(project.builds)) or "none"
-        raise UsageError(f"no Build named {', '.join(unknown)} in {project.root} (Builds: {known})")
-    provider = project.provider
-    registry = provider.deployment_registry if provider else None
-    mode = provider.build_mode if provider else "local-docker"
-    if mode not in ("local-docker", "cluster-buildkit"):
-        raise ConfigError(f"buildMode {mode} is not supported by the farm yet (local-docker, cluster-buildkit)",
-                          file=str(project.config_file), field="providers[kubernetes].buildMode")
-    if one_call and mode != "cluster-buildkit":
-        raise UsageError(f"the one-call multi-platform form needs buildMode cluster-buildkit (this project: {mode})")
-    if registry is None:
-        raise ConfigError("the kubernetes provider needs a deploymentRegistry for the farm to push to",
-                          file=str(project.config_file), field="providers[kubernetes].deploymentRegistry")
-    selected = _with_dependencies(project, list(names) or sorted(project.builds))
-    by_name = {
-        name: PlannedBuild(
-            action=project.builds[name],
-            version=versions[name],
-            outputs=image_outputs(project.builds[name], provider, versions[name].version_string),
-            platforms=list(platforms) or list(project.builds[name].spec.platforms) or [DEFAULT_PLATFORM],
-            insecure=bool(registry.insecure),
-            depends_on=[d for d in project.builds[name].dependencies if d in project.builds],
-            one_call=one_call,
-        )
-        for name in selected
-    }
-    waves: list[list[PlannedBuild]] = []
-    done: set[str] = set()
-    while len(done) < len(by_name):
-        wave = [b for n, b in sorted(by_name.items()) if n not in done and set(b.depends_on) <= done]
-        if not wave:
-            cycle = sorted(set(by_name) - done)
-            raise ConfigError(f"dependency cycle between Builds {', '.join(cycle)}")
-        waves.append(wave)
-        done.update(b.name for b in wave)
-    return waves
-
-
-def _with_dependencies(project: Project, names: list[str]) -> list[str]:
-    seen: list[str] = []
-    stack = list(names)
-    while stack:
-        name = stack.pop()
-        if name in seen or name not in project.builds:
-            continue
-        seen.append(name)
-        stack.extend(project.builds[name].dependencies)
-    return seen
-
-
-def platform_image(build: PlannedBuild, platform: str) -> str:
-    """The ref a platform's task pushes: the version tag itself for a single-platform build, else a
-    per-platform tag (`<version>-<os>-<arch>[-<variant>]`) that the merge step lists in the index."""
-    if not build.fan_out:
-        return build.outputs.deployment_image_id
-    return f"{build.outputs.deployment_image_name}:{platform_tag(build.version.version_string, platform)}"
-
-
-@dataclass(frozen=True)
-class Status:
-    digest: str | None                                  # the tag's digest, when complete for every platform
-    platforms: dict[str, str] = field(default_factory=dict)  # per-platform images already pushed
-
-
-def check_status(build: PlannedBuild, settings: Settings) -> Status:
-    """Ask the registry what of this Build exists: the tag (an image, or an index listing every
-    requested platform) means done; otherwise which per-platform images are already there."""
-    ref = parse_reference(build.outputs.deployment_image_id)
-    creds = load_credentials(settings.docker_config, ref.host)
-    with RegistryClient(ref.host, creds, insecure=build.insecure, timeout=settings.registry_timeout) as client:
-        info = client.head_manifest(ref.repository, ref.ref)
-        if info is not None:
-            listed = None
-            if info.media_type in INDEX_TYPES:
-                got = client.get_manifest(ref.repository, ref.ref)
-                listed = index_platforms(got[0].media_type, got[1]) if got else set()
-            if (listed is None and len(build.platforms) == 1) or (listed is not None and set(build.platforms) <= listed):
-                return Status(digest=info.digest)
-        if not build.fan_out:
-            return Status(digest=None)
-        done = {}
-        for platform in build.platforms:
-            pref = parse_reference(platform_image(build, platform))
-            pinfo = client.head_manifest(pref.repository, pref.ref)
-            if pinfo is not None:
-                done[platform] = pinfo.digest
-    return Status(digest=None, platforms=done)
-
 
 def upload(project: Project, build: PlannedBuild, settings: Settings,
            on_progress: Callable[[int, int], None] | None = None) -> UploadStats:
@@ -170,11 +51,10 @@ def jobs_for(project: Project, build: PlannedBuild, context: UploadStats, settin
         merge = MergeRequest(
             job_id=uuid.uuid4().hex, project=project.name, build=build.name, version=build.version.version_string,
             image=build.outputs.deployment_image_id, insecure=build.insecure,
-            platform_images={p: platform_image(build, p) for p in build.platforms},
+            platform_images=build.platform_images,
             needs=list(job_ids.values()),
         )
     spec = build.action.spec
-    mode = project.provider.build_mode if project.provider else "local-docker"
     requests = [
         BuildRequest(
             job_id=job_ids[platform],
@@ -183,18 +63,18 @@ def jobs_for(project: Project, build: PlannedBuild, context: UploadStats, settin
             version=build.version.version_string,
             platform=platform,
             platforms=groups[platform],
-            mode=mode,
-            image=platform_image(build, platform),
+            mode=build.mode,
+            image=build.platform_image(platform),
             insecure=build.insecure,
             context=context.digest,
             context_store=settings.context_store_url,
             dockerfile=spec.dockerfile,
-            build_args=build_args(build.action, build.version.version_string),
+            build_args=dict(build.build_args),
             target=spec.target_stage,
             extra_flags=list(spec.extra_flags or []),
             timeout=build.action.timeout,
             merge=merge,
-            cache=cache_refs(build.action, project.provider),
+            cache=list(build.cache),
             secret_ids=sorted(spec.secrets),
         )
         for platform in groups
@@ -310,7 +190,7 @@ class Outcome:
     queued: list[dict[str, str]] = field(default_factory=list)                # jobs sent, for --no-wait
 
 
-def run(project: Project, waves: list[list[PlannedBuild]], settings: Settings, *, force: bool, wait: bool,
+def run(plan: Plan, settings: Settings, *, force: bool, wait: bool,
         say: Callable[[str], None], progress: Callable[[str], Callable[[int, int], None]],
         on_line: Callable[[Job, str], None]) -> Outcome:
     """Check, upload, enqueue and (with `wait`) follow every planned Build, wave after wave.
@@ -318,6 +198,7 @@ def run(project: Project, waves: list[list[PlannedBuild]], settings: Settings, *
     A Build whose dependency failed fails without being sent; without `wait`, dependent waves
     cannot be ordered, so that is a usage error.
     """
+    project, waves = plan.project, plan.waves
     broker = Broker(settings)
     out = Outcome()
     failed: set[str] = set()
@@ -344,7 +225,7 @@ def run(project: Project, waves: list[list[PlannedBuild]], settings: Settings, *
                 raise UsageError(f"--no-wait cannot order dependent builds: {', '.join(later)} need "
                                  f"{b.name} built first; run without --no-wait")
             out.results[b.name] = [BuildResult(build=b.name, version=b.version.version_string, platform=p,
-                                               image=platform_image(b, p), digest=d, status="cached")
+                                               image=b.platform_image(p), digest=d, status="cached")
                                    for p, d in status.platforms.items()]
             for link in b.version.skipped_symlinks:
                 say(f"{b.name}: warning: symlink {link} points outside the build context; left out")
@@ -361,7 +242,7 @@ def run(project: Project, waves: list[list[PlannedBuild]], settings: Settings, *
             for req in requests:
                 say(f"{req.build}: queued {req.platform} as job {req.job_id} on {req.image}")
             for p in status.platforms:
-                say(f"{b.name}: {p} is already in the registry ({platform_image(b, p)})")
+                say(f"{b.name}: {p} is already in the registry ({b.platform_image(p)})")
             if merge:
                 say(f"{b.name}: the index {merge.image} is pushed when all platforms are (job {merge.job_id})")
             sent: list[Job] = [*requests, *([merge] if merge else [])]

@@ -15,13 +15,12 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from farm import keys
 from farm.images import CacheRef
 
 if TYPE_CHECKING:
     import redis
 
-JOB_TTL = 7 * 24 * 3600
-LOG_MAXLEN = 20_000
 LOG_TAIL = 30
 
 Status = Literal["queued", "started", "built", "failed", "cached"]
@@ -83,24 +82,6 @@ class BuildResult(BaseModel):
     timings: dict[str, float] = {}
 
 
-# Fan-in: record a platform as pushed; true exactly once, for the call that completes the set.
-# Atomic, and a redelivered task (acks_late) adds nothing, so the merge is sent once.
-_PLATFORM_DONE = """
-local added = redis.call('SADD', KEYS[1], ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-if added == 1 and redis.call('SCARD', KEYS[1]) == tonumber(ARGV[2]) then return 1 end
-return 0
-"""
-
-
-def job_key(job_id: str) -> str:
-    return f"farm:job:{job_id}"
-
-
-def log_key(job_id: str) -> str:
-    return f"farm:log:{job_id}"
-
-
 class JobStore:
     """Job records (Redis hashes) and log streams (Redis streams)."""
 
@@ -110,22 +91,22 @@ class JobStore:
     def update(self, job_id: str, **fields: str | float | None) -> None:
         values = {k: ("" if v is None else str(v)) for k, v in fields.items()}
         pipe = self.redis.pipeline()
-        pipe.hset(job_key(job_id), mapping=values)
-        pipe.expire(job_key(job_id), JOB_TTL)
+        pipe.hset(keys.job(job_id), mapping=values)
+        pipe.expire(keys.job(job_id), keys.JOB_TTL)
         pipe.execute()
 
     def get(self, job_id: str) -> dict[str, str]:
-        return self.redis.hgetall(job_key(job_id))  # type: ignore[return-value]
+        return self.redis.hgetall(keys.job(job_id))  # type: ignore[return-value]
 
     def log(self, job_id: str, line: str) -> None:
-        self.redis.xadd(log_key(job_id), {"line": line}, maxlen=LOG_MAXLEN, approximate=True)
+        self.redis.xadd(keys.log(job_id), {"line": line}, maxlen=keys.LOG_MAXLEN, approximate=True)
 
     def expire_log(self, job_id: str) -> None:
-        self.redis.expire(log_key(job_id), JOB_TTL)
+        self.redis.expire(keys.log(job_id), keys.JOB_TTL)
 
     def platform_done(self, merge: MergeRequest, job_id: str) -> bool:
         """Mark one of the merge's platform jobs done; true when it was the last one."""
-        done = self.redis.eval(_PLATFORM_DONE, 1, f"farm:merge:{merge.job_id}", job_id, len(merge.needs), JOB_TTL)
+        done = self.redis.eval(keys.PLATFORM_DONE, 1, keys.merge(merge.job_id), job_id, len(merge.needs), keys.JOB_TTL)
         return bool(done)
 
     # Build secrets (spec.secrets values) never ride in task arguments or job records: they wait
@@ -133,29 +114,29 @@ class JobStore:
     def put_secrets(self, job_id: str, values: dict[str, str], ttl: int) -> None:
         if values:
             pipe = self.redis.pipeline()
-            pipe.hset(f"farm:secrets:{job_id}", mapping=values)
-            pipe.expire(f"farm:secrets:{job_id}", ttl)
+            pipe.hset(keys.secrets(job_id), mapping=values)
+            pipe.expire(keys.secrets(job_id), ttl)
             pipe.execute()
 
     def secrets(self, job_id: str) -> dict[str, str]:
-        return self.redis.hgetall(f"farm:secrets:{job_id}")  # type: ignore[return-value]
+        return self.redis.hgetall(keys.secrets(job_id))  # type: ignore[return-value]
 
     def drop_secrets(self, job_id: str) -> None:
-        self.redis.delete(f"farm:secrets:{job_id}")
+        self.redis.delete(keys.secrets(job_id))
 
     def tail(self, job_id: str, count: int = LOG_TAIL) -> list[str]:
-        entries = self.redis.xrevrange(log_key(job_id), count=count)
+        entries = self.redis.xrevrange(keys.log(job_id), count=count)
         return [fields["line"] for _, fields in reversed(entries)]  # type: ignore[index]
 
     def follow(self, job_ids: Iterable[str], cursors: dict[str, str], block_ms: int = 1000
                ) -> Iterator[tuple[str, str]]:
         """New log lines of these jobs since `cursors` (updated in place), waiting up to block_ms."""
-        streams = {log_key(j): cursors.get(j, "0-0") for j in job_ids}
+        streams = {keys.log(j): cursors.get(j, "0-0") for j in job_ids}
         if not streams:
             time.sleep(block_ms / 1000)
             return
         for key, entries in self.redis.xread(streams, block=block_ms, count=500) or []:  # type: ignore[union-attr]
-            job_id = key.removeprefix("farm:log:")
+            job_id = keys.job_of_log(key)
             for entry_id, fields in entries:
                 cursors[job_id] = entry_id
                 yield job_id, fields["line"]

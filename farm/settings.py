@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     # without per-arch pools, one emulated buildctl call for all of them ("one-call").
     multi_platform: Literal["fan-out", "one-call"] = "fan-out"
     registry_timeout: float = 30.0
+    # Transient build failures (daemon unreachable, timeout, registry 5xx) are retried this many
+    # times, `retry_backoff` seconds after the first failure and twice as long after each next.
+    retries: int = 3
+    retry_backoff: float = 5.0
     # Where build contexts go: file:///shared/dir or s3://bucket/prefix (FARM_S3_ENDPOINT_URL for
     # any S3-compatible store). Empty: a directory in the state dir, for the local stack.
     context_store: str = ""

@@ -12,13 +12,14 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from farm.errors import ConfigError
+from farm.garden import graph
 from farm.garden.files import Listing, gitignore_rules, gitignored, glob_match_any, list_files, match_any
 from farm.garden.models import BuildAction
 from farm.garden.project import Project
@@ -235,15 +236,26 @@ def content_hash(entries: list[tuple[str, str]]) -> str:
     return hashlib.sha256(joined.encode()).hexdigest()[:10]
 
 
-def compute_versions(project: Project, listing: Listing | None = None) -> dict[str, BuildVersion]:
-    """Versions of every Build in dependency order, from one listing of the project's files."""
+def compute_versions(project: Project, known: Mapping[str, BuildVersion] | None = None
+                     ) -> dict[str, BuildVersion]:
+    """Versions of every Build in dependency order, from the project's one file listing.
+
+    `known`: versions already computed (a Build's version depends only on it and its dependencies).
+    """
+    versions: dict[str, BuildVersion] = {n: v for n, v in (known or {}).items() if n in project.builds}
     builds = project.builds
-    needs_files = any(b.include != [] for b in builds.values())
-    if listing is None and needs_files:
+    try:
+        order = [name for wave in graph.waves({n: b.dependencies for n, b in builds.items()}) for name in wave]
+    except graph.CycleError as exc:
+        raise ConfigError(f"dependency cycle: {exc}") from None
+    listing = project.listing
+    if listing is None and any(b.include != [] for n, b in builds.items() if n not in versions):
         listing = list_files(project.root, project.dot_ignore_file)
     contexts: dict[str, _Context] = {}
     all_hashed: set[str] = set()
     for name, build in builds.items():
+        if name in versions:
+            continue
         if build.include == []:
             contexts[name] = _Context((), (), ())
             continue
@@ -252,13 +264,9 @@ def compute_versions(project: Project, listing: Listing | None = None) -> dict[s
         all_hashed.update(contexts[name].hashed)
     blob = _hashes(sorted(all_hashed), project.root, listing) if listing else {}
 
-    versions: dict[str, BuildVersion] = {}
-
-    def version_of(name: str, trail: tuple[str, ...]) -> BuildVersion:
+    for name in order:
         if name in versions:
-            return versions[name]
-        if name in trail:
-            raise ConfigError(f"dependency cycle: {' -> '.join(trail + (name,))}")
+            continue
         build = builds[name]
         ctx = contexts[name]
         if build.include == []:
@@ -273,7 +281,7 @@ def compute_versions(project: Project, listing: Listing | None = None) -> dict[s
             chash = content_hash(entries)
         excluded = {str(d).split(".", 1)[-1] if isinstance(d, str) else d.get("name")
                     for d in build.version_config.exclude_dependencies}
-        deps = tuple(sorted((f"build.{d}", version_of(d, trail + (name,)).version_string)
+        deps = tuple(sorted((f"build.{d}", versions[d].version_string)
                             for d in build.dependencies if d in builds and d not in excluded))
         cver = config_version(build, project.exclude_values)
         parts = [cver, chash] + [x for pair in deps for x in pair]
@@ -281,8 +289,4 @@ def compute_versions(project: Project, listing: Listing | None = None) -> dict[s
         versions[name] = BuildVersion(version_string="v-" + full[:10], version_full="v-" + full,
                                       content_hash=chash, config_version=cver, files=ctx.files,
                                       skipped_symlinks=ctx.skipped, dependencies=deps)
-        return versions[name]
-
-    for name in builds:
-        version_of(name, ())
     return versions

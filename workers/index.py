@@ -8,7 +8,7 @@ from pathlib import Path
 
 from farm.errors import PermanentBuildError
 from farm.jobs import MergeRequest
-from farm.registry import RegistryClient, load_credentials, parse_reference
+from farm.registry import open_client, parse_reference
 from farm.registry.manifests import OCI_INDEX, IndexEntry, image_index
 
 
@@ -17,10 +17,9 @@ def push_index(req: MergeRequest, docker_config: Path, log: Callable[[str], None
 
     Idempotent: the same per-platform manifests give the same index bytes and digest.
     """
-    target = parse_reference(req.image)
-    creds = load_credentials(docker_config, target.host)
     entries: list[IndexEntry] = []
-    with RegistryClient(target.host, creds, insecure=req.insecure) as client:
+    client, target = open_client(req.image, docker_config, insecure=req.insecure)
+    with client:
         for platform, image in req.platform_images.items():
             ref = parse_reference(image)
             got = client.get_manifest(ref.repository, ref.ref)

@@ -5,19 +5,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
 
 from farm.errors import ConfigError
-from farm.garden import templates
+from farm.garden import graph, templates
 from farm.garden.loader import Doc, Path_, load_docs
 from farm.garden.models import BuildAction
-from farm.garden.validation import suggest, to_config_errors
+from farm.garden.validation import Problems, suggest, to_config_errors
 from farm.garden.varfiles import read_varfile
-
-if TYPE_CHECKING:
-    from farm.garden.project import _Problems
 
 _NAME = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _ACTION_KINDS = ("Build", "Deploy", "Run", "Test")
@@ -169,7 +166,7 @@ def action_refs(value: Any) -> set[str]:
     return set()
 
 
-def _container_build_docs(files: list[Path], problems: _Problems) -> list[tuple[Doc, dict[str, Any]]]:
+def _container_build_docs(files: list[Path], problems: Problems) -> list[tuple[Doc, dict[str, Any]]]:
     out = []
     for file in files:
         try:
@@ -198,20 +195,13 @@ def _container_build_docs(files: list[Path], problems: _Problems) -> list[tuple[
 
 def _closure(names: set[str], builds: dict[str, BuildAction]) -> dict[str, BuildAction] | None:
     """The named Builds and all they depend on, or None while one of them is not resolved yet."""
-    out: dict[str, BuildAction] = {}
-    todo = list(names)
-    while todo:
-        name = todo.pop()
-        if name in out:
-            continue
-        if name not in builds:
-            return None
-        out[name] = builds[name]
-        todo.extend(builds[name].dependencies)
-    return out
+    needed = graph.closure(names, {n: b.dependencies for n, b in builds.items()})
+    if any(name not in builds for name in needed):
+        return None
+    return {name: builds[name] for name in needed}
 
 
-def load_builds(files: list[Path], root: Path, env_name: str, ctx: dict[str, Any], problems: _Problems,
+def load_builds(files: list[Path], root: Path, env_name: str, ctx: dict[str, Any], problems: Problems,
                 actions_context: ActionsContext | None = None) -> dict[str, BuildAction]:
     builds: dict[str, BuildAction] = {}
     disabled: set[str] = set()
@@ -282,21 +272,6 @@ def load_builds(files: list[Path], root: Path, env_name: str, ctx: dict[str, Any
 
 
 def _check_cycles(builds: dict[str, BuildAction], where: dict[str, tuple[Doc, int | None]],
-                  problems: _Problems) -> None:
-    state: dict[str, int] = {}
-
-    def visit(name: str, trail: list[str]) -> None:
-        state[name] = 1
-        for dep in builds[name].dependencies:
-            if dep not in builds:
-                continue
-            if state.get(dep) == 1:
-                cycle = " -> ".join(trail[trail.index(dep):] + [dep]) if dep in trail else dep
-                problems.add(where[name][0].error(f"dependency cycle: {cycle}", ("dependencies",)))
-            elif dep not in state:
-                visit(dep, trail + [dep])
-        state[name] = 2
-
-    for name in builds:
-        if name not in state:
-            visit(name, [name])
+                  problems: Problems) -> None:
+    for name, cycle in graph.cycles({n: b.dependencies for n, b in builds.items()}):
+        problems.add(where[name][0].error(f"dependency cycle: {' -> '.join(cycle)}", ("dependencies",)))

@@ -7,7 +7,8 @@ naming file:line and a field path; `check_project` returns all of them for `farm
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,12 @@ from pydantic import ValidationError
 
 from farm.errors import ConfigError
 from farm.garden import templates
+from farm.garden.actions import load_builds
 from farm.garden.context import GitInfo, base_context, read_git_info, with_environment
 from farm.garden.files import Listing, list_files, match_any
 from farm.garden.loader import Doc, Path_, field_path, load_docs
 from farm.garden.models import BuildAction, KubernetesProvider
-from farm.garden.validation import suggest, to_config_errors
+from farm.garden.validation import Problems, suggest, to_config_errors
 from farm.garden.varfiles import read_varfile
 
 CONFIG_NAMES = ("garden.yml", "garden.yaml", "project.garden.yml", "project.garden.yaml")
@@ -46,16 +48,13 @@ class Project:
     provider_line: tuple[str, int | None] | None = None  # where the provider is configured, for errors
     provider_field: str = "providers[kubernetes]"
     exclude_values: tuple[str, ...] = ()  # excludeValuesFromActionVersions: regexes masked in config hashes
+    listing: Listing | None = None        # the project's one file listing (git + dot-ignore files)
 
 
-class _Problems:
-    """Collects ConfigErrors so validate can report them all; load raises the first."""
-
-    def __init__(self) -> None:
-        self.errors: list[ConfigError] = []
-
-    def add(self, *errors: ConfigError) -> None:
-        self.errors.extend(errors)
+# What `${actions.build.<name>.*}` resolves to, given the project so far and the Builds (with all
+# their dependencies) a config reads. The caller supplies it: reading config knows nothing of
+# versions or image names (farm.plan does).
+ActionsResolver = Callable[[Project, dict[str, BuildAction]], dict[str, Any]]
 
 
 def is_config_file(name: str) -> bool:
@@ -158,7 +157,7 @@ def _providers_for(doc: Doc, data: dict[str, Any], env_index: int, env_cfg: dict
 
 def _load_provider(doc: Doc, providers: list[tuple[Path_, dict[str, Any]]], ctx: dict[str, Any],
                    env_name: str, project_name: str, namespace: str,
-                   problems: _Problems) -> tuple[KubernetesProvider | None, Path_ | None]:
+                   problems: Problems) -> tuple[KubernetesProvider | None, Path_ | None]:
     k8s = [(p, c) for p, c in providers if c["name"] in KUBERNETES_PROVIDERS]
     if not k8s:
         return None, None
@@ -204,9 +203,9 @@ def _scan_files(root: Path, include: tuple[str, ...] | None, exclude: tuple[str,
 
 
 def load_project(root: Path | str, env: str | None = None, *, git: GitInfo | None = None,
-                 check_registry: bool = True) -> Project:
+                 check_registry: bool = True, resolve_actions: ActionsResolver | None = None) -> Project:
     """Load and validate a Garden project for one environment; raise the first ConfigError."""
-    project, problems = _load(Path(root), env, git, check_registry)
+    project, problems = _load(Path(root), env, git, check_registry, resolve_actions)
     if problems.errors:
         raise problems.errors[0]
     assert project is not None
@@ -222,21 +221,20 @@ def environment_names(root: Path | str) -> list[str]:
     return [e["name"] for e in envs if isinstance(e, dict) and isinstance(e.get("name"), str)]
 
 
-def check_project(root: Path | str, env: str | None = None, *, git: GitInfo | None = None) -> list[ConfigError]:
+def check_project(root: Path | str, env: str | None = None, *, git: GitInfo | None = None,
+                  resolve_actions: ActionsResolver | None = None) -> list[ConfigError]:
     """Every problem in the project (for `farm config validate`), [] when it loads cleanly."""
     try:
-        _, problems = _load(Path(root), env, git, True)
+        _, problems = _load(Path(root), env, git, True, resolve_actions)
     except ConfigError as exc:
         return [exc]
     return problems.errors
 
 
-def _load(root: Path, env: str | None, git: GitInfo | None,
-          check_registry: bool) -> tuple[Project | None, _Problems]:
-    from farm.garden.actions import load_builds  # late: actions imports Project's helpers
-
+def _load(root: Path, env: str | None, git: GitInfo | None, check_registry: bool,
+          resolve_actions: ActionsResolver | None) -> tuple[Project | None, Problems]:
     root = root.resolve()
-    problems = _Problems()
+    problems = Problems()
     doc = _find_project_doc(root)
     data = doc.data
     name = data.get("name")
@@ -291,31 +289,17 @@ def _load(root: Path, env: str | None, git: GitInfo | None,
                                              ("excludeValuesFromActionVersions",)),
                                ("excludeValuesFromActionVersions",))
 
-    def project_with(builds: dict[str, BuildAction]) -> Project:
-        return Project(
-            name=name, root=root, config_file=doc.file, environment=env_name, namespace=namespace,
-            provider=provider, builds=builds, variables=variables,
-            environments=tuple(e.get("name", "") for e in data.get("environments") or [{"name": "default"}]),
-            dot_ignore_file=dot_ignore, scan_include=scan_include, scan_exclude=scan_exclude, git=git,
-            provider_line=(str(doc.file), doc.line_of(provider_path)) if provider_path else None,
-            provider_field=field_path(provider_path) if provider_path else "providers[kubernetes]",
-            exclude_values=exclude_values)
-
-    def actions_context(subset: dict[str, BuildAction]) -> dict[str, Any]:
-        """`actions.build.<name>`: what a Build may read of the Builds it depends on (their versions
-        and image outputs), computed from the same file listing."""
-        from farm.images import image_outputs
-        from farm.version import compute_versions
-
-        versions = compute_versions(project_with(subset), listing)
-        return {"build": {
-            n: {"name": n, "kind": "Build", "type": "container", "disabled": False,
-                "version": versions[n].version_string,
-                "outputs": image_outputs(b, provider, versions[n].version_string).as_garden_outputs()}
-            for n, b in subset.items()}}
-
-    builds = load_builds(files, root, env_name, full_ctx, problems, actions_context)
-    project = project_with(builds)
+    project = Project(
+        name=name, root=root, config_file=doc.file, environment=env_name, namespace=namespace,
+        provider=provider, builds={}, variables=variables,
+        environments=tuple(e.get("name", "") for e in data.get("environments") or [{"name": "default"}]),
+        dot_ignore_file=dot_ignore, scan_include=scan_include, scan_exclude=scan_exclude, git=git,
+        provider_line=(str(doc.file), doc.line_of(provider_path)) if provider_path else None,
+        provider_field=field_path(provider_path) if provider_path else "providers[kubernetes]",
+        exclude_values=exclude_values, listing=listing)
+    actions = None if resolve_actions is None else (
+        lambda subset: resolve_actions(replace(project, builds=subset), subset))
+    project = replace(project, builds=load_builds(files, root, env_name, full_ctx, problems, actions))
     if check_registry and provider is not None and not problems.errors:
         try:
             require_registry(project)

@@ -99,3 +99,13 @@ def _is_union_tag(part: Any) -> bool:
     return isinstance(part, str) and (
         part in ("str", "int", "bool", "float", "none", "list", "dict")
         or "[" in part or part.startswith("function-"))
+
+
+class Problems:
+    """Collects ConfigErrors so `validate` can report them all; loading raises the first."""
+
+    def __init__(self) -> None:
+        self.errors: list[ConfigError] = []
+
+    def add(self, *errors: ConfigError) -> None:
+        self.errors.extend(errors)

@@ -98,7 +98,7 @@ class RegistryClient:
                 self._authenticate(resp.headers["WWW-Authenticate"], repository, actions)
                 resp = self._http.request(method, self.base + path, headers={**headers, **self._auth_header}, **kw)  # type: ignore[arg-type]
         except httpx.HTTPError as exc:
-            raise RegistryError(f"registry {self.host} is unreachable: {_reason(exc)}") from None
+            raise RegistryError(f"registry {self.host} is unreachable: {_reason(exc)}", retryable=True) from exc
         return resp
 
     def _authenticate(self, challenge: str, repository: str, actions: str) -> None:
@@ -119,11 +119,13 @@ class RegistryClient:
         try:
             resp = self._http.get(params["realm"], params=query, headers=headers)
         except httpx.HTTPError as exc:
-            raise RegistryError(f"token service of {self.host} is unreachable: {_reason(exc)}") from None
+            raise RegistryError(f"token service of {self.host} is unreachable: {_reason(exc)}",
+                                retryable=True) from exc
         if resp.status_code in (401, 403):
             raise RegistryAuthError(f"registry {self.host} refused the credentials (HTTP {resp.status_code})")
         if resp.status_code != 200:
-            raise RegistryError(f"token service of {self.host} answered HTTP {resp.status_code}")
+            raise RegistryError(f"token service of {self.host} answered HTTP {resp.status_code}",
+                                retryable=resp.status_code >= 500)
         body = resp.json()
         token = body.get("token") or body.get("access_token")
         if not token:
@@ -136,7 +138,8 @@ class RegistryClient:
             raise RegistryAuthError(
                 f"registry {self.host} refused access to {repository} (HTTP {resp.status_code}){hint}")
         if resp.status_code >= 300:
-            raise RegistryError(f"registry {self.host} answered HTTP {resp.status_code} for {repository}")
+            raise RegistryError(f"registry {self.host} answered HTTP {resp.status_code} for {repository}",
+                                retryable=resp.status_code >= 500)
 
 
 def _basic(creds: Credentials | None) -> str:

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from farm.errors import StackError
-from farm.stack import _base_image
+from farm.stack import _base_image, _worker
 from farm.stack._mounts import detach, mounts_under
 from farm.stack._packages import PACKAGES, ensure_binaries, static_busybox
 from farm.stack._process import ProcessRecord, port_free, spawn, stop, tail, wait_until
@@ -44,10 +44,18 @@ class Stack:
             if self._running(specs["docker"]) and self._running(specs["registry"]):
                 self._ensure_base_image(settings)
 
+    def start_worker(self) -> None:
+        """The stack's own worker, consuming every platform queue (idempotent)."""
+        _worker.start(self.paths, self.env())
+
+    def worker_status(self) -> str:
+        return _worker.status(self.paths)
+
     def down(self) -> None:
-        """Stop every service this stack started, newest first, by the pids in its pidfiles."""
+        """Stop the worker, then every service this stack started, newest first, by their pidfiles."""
         if not self.paths.state.is_dir():
             return
+        _worker.stop_worker(self.paths)
         with self._locked():
             specs = build_services(self.paths, self._settings())
             stuck: list[str] = []

@@ -9,23 +9,22 @@ from pathlib import Path
 import pytest
 
 from farm import build as flow
+from farm import plan
 from farm.broker import redis_client
-from farm.garden import load_project
 from farm.jobs import JobStore
 from farm.registry import RegistryClient, load_credentials, parse_reference
 from farm.settings import get_settings
-from farm.version import compute_versions
+from farm.status import check_status
 from tests.conftest import write_project
 
 pytestmark = pytest.mark.integration
 
 
-def _run(project_dir: Path, names: list[str] = []) -> tuple[list[flow.PlannedBuild], flow.Outcome]:
-    project = load_project(project_dir)
-    waves = flow.plan(project, compute_versions(project), names)
-    outcome = flow.run(project, waves, get_settings(), force=False, wait=True, say=lambda text: None,
+def _run(project_dir: Path, names: list[str] = []) -> tuple[list[plan.PlannedBuild], flow.Outcome]:
+    planned = plan.plan(*plan.load(project_dir), names)
+    outcome = flow.run(planned, get_settings(), force=False, wait=True, say=lambda text: None,
                        progress=lambda name: None, on_line=lambda job, line: None)  # type: ignore[arg-type,return-value]
-    return [b for w in waves for b in w], outcome
+    return planned.builds, outcome
 
 
 def results(outcome: flow.Outcome) -> dict:
@@ -55,7 +54,7 @@ def test_builds_pushes_and_then_answers_from_the_registry(worker: object, tmp_pa
     jobs_before = set(redis_client(settings).scan_iter("farm:job:*"))
     _, again = _run(root)
     assert again.queued == [] and results(again)["api"].status == "cached"
-    assert flow.check_status(planned[0], settings).digest == res.digest
+    assert check_status(planned[0], settings).digest == res.digest
     assert set(redis_client(settings).scan_iter("farm:job:*")) == jobs_before
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from farm.garden import load_project
 from farm.version import BuildVersion, compute_versions, git_blob_hash, hash_file
-from tests.unit.test_garden_helpers import GIT, PROJECT, commit_all, git_init, write
+from tests.unit.garden.helpers import GIT, PROJECT, commit_all, git_init, write
 
 API = """\
 kind: Build

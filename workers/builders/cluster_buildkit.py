@@ -3,8 +3,7 @@
 `buildctl_job()` is GARDEN-SPEC §4.2 as data: the argv in Garden's order, the cache/output flags
 of §6 (`buildkit_cache`, from the CacheRefs the producer resolved), build args and secrets of §4.4.
 Secret *values* never enter the argv; BuilderJob.secret_env names the variables the runtime must
-inject (`secret_environment()`). `run_buildctl()` runs such a job as a local process against a
-reachable buildkitd (`runtimes.local`, which maps its failures onto the farm's error tree).
+inject (`secret_environment()`). buildkitd pushes the image and exports the caches itself.
 
 Garden quirks fixed here: several platforms become ONE `--opt platform=a,b` (buildctl keeps only
 the last of repeated `--opt platform=` keys), and see `buildkit_cache` for the cache fixes.
@@ -13,24 +12,22 @@ the last of repeated `--opt platform=` keys), and see `buildkit_cache` for the c
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from farm.errors import BuildError, ConfigError, TransientBuildError
+from farm.errors import ConfigError, TransientBuildError
 from farm.images import CacheRef, build_arg_flags
-from workers.builders.base import BuilderJob
+from farm.jobs import BuildRequest
+from workers.builder_job import BuilderJob, Workspace
 from workers.builders.buildkit_cache import image_flags
-from workers.runtimes.local import execute
 
 MODE = "cluster-buildkit"
 SECRET_ENV_PREFIX = "GARDEN_BUILD_SECRET_"
 SECRET_ID = re.compile(r"^[a-zA-Z0-9._-]+$")
 
 # buildctl's messages when it cannot talk to buildkitd (gRPC Unavailable, dial errors).
-_UNREACHABLE = re.compile(
-    r"code = Unavailable|failed to dial|connection refused|error reading server preface"
-    r"|dial (unix|tcp) \S+: connect:",
-)
+UNREACHABLE = (r"code = Unavailable|failed to dial|connection refused|error reading server preface"
+               r"|dial (unix|tcp) \S+: connect:")
 
 
 @dataclass(frozen=True)
@@ -94,15 +91,18 @@ def buildctl_job(
     timeout: int = 600,
     insecure: bool = False,
     arg_env: Mapping[str, str] | None = None,
+    buildkit_host: str = "",
+    docker_config: str | None = None,
+    buildctl: str = "buildctl",
 ) -> BuilderJob:
-    """The buildctl invocation of §4.2 for one build.
+    """The buildctl invocation of §4.2 for one build, against the buildkitd at `buildkit_host`.
 
     `build_args` are complete (farm.images.build_args: GARDEN_*_VERSION first); a None value comes
     from `arg_env` (the worker's environment). `insecure` is the deployment registry's.
     """
     env_names = secret_env_names(secret_ids)
     argv = [
-        "buildctl", "build", "--frontend=dockerfile.v0",
+        buildctl, "build", "--frontend=dockerfile.v0",
         "--local", f"context={context_dir}",
         "--local", f"dockerfile={context_dir}",
         "--opt", f"filename={spec.dockerfile or 'Dockerfile'}",
@@ -117,41 +117,40 @@ def buildctl_job(
     if platforms:
         argv += ["--opt", "platform=" + ",".join(platforms)]
     argv += list(spec.extra_flags)
+    env = (("BUILDKIT_HOST", buildkit_host),) + ((("DOCKER_CONFIG", docker_config),) if docker_config else ())
     return BuilderJob(
         mode=MODE,
         argv=tuple(argv),
         context_dir=context_dir,
         timeout=timeout,
+        env=env,
         secret_env=tuple(env_names.values()),
+        unreachable=UNREACHABLE,
+        daemon=f"buildkitd at {buildkit_host}",
     )
 
 
-def run_buildctl(
-    job: BuilderJob,
-    *,
-    buildkit_host: str,
-    docker_config: str | None = None,
-    secret_values: Mapping[str, str] | None = None,
-    on_line: Callable[[str], None] | None = None,
-    buildctl: str = "buildctl",
-) -> list[str]:
-    """Run `job` locally against `buildkit_host`; return its log lines or raise a BuildError.
+class ClusterBuildkit:
+    """buildctl against the worker's buildkitd; it pushes (and exports caches) itself."""
 
-    `secret_values` maps the env names of `job.secret_env` to values (see `secret_environment`);
-    they reach the child's environment only, and are masked in every log line.
-    """
-    values = dict(secret_values or {})
-    missing = [name for name in job.secret_env if name not in values]
-    if missing:
-        raise ConfigError(f"no value for build secret env {', '.join(missing)}")
-    env = {"BUILDKIT_HOST": buildkit_host, **dict(job.env), **{n: values[n] for n in job.secret_env}}
-    if docker_config is not None:
-        env["DOCKER_CONFIG"] = docker_config
+    mode = MODE
 
-    def unreachable(code: int, tail: Sequence[str]) -> BuildError | None:
-        if any(_UNREACHABLE.search(line) for line in tail):
-            return TransientBuildError(f"buildkitd at {buildkit_host} is unreachable:\n" + "\n".join(tail))
-        return None
+    def jobs(self, req: BuildRequest, ws: Workspace) -> list[BuilderJob]:
+        if not ws.buildkit_host:
+            raise TransientBuildError("this worker has no buildkitd (set BUILDKIT_HOST, or "
+                                      "`farm stack up --with buildkitd`)")
+        spec = BuildSpec(dockerfile=req.dockerfile, target_stage=req.target, extra_flags=tuple(req.extra_flags))
+        return [buildctl_job(
+            req.cache, spec, platforms=req.platforms or [req.platform], deployment_image_id=req.image,
+            build_args=req.build_args, secret_ids=req.secret_ids, context_dir=ws.context_dir,
+            timeout=req.timeout, insecure=req.insecure, arg_env=ws.arg_env, buildkit_host=ws.buildkit_host,
+            docker_config=str(ws.docker_config), buildctl=ws.buildctl)]
 
-    return execute(job, on_line, env=env, drop_env_prefixes=(SECRET_ENV_PREFIX,), executable=buildctl,
-                   mask=values.values(), classify=unreachable)
+    def secret_env(self, values: Mapping[str, str]) -> dict[str, str]:
+        return secret_environment(values)
+
+    def digest(self, lines: Sequence[str]) -> str | None:
+        return None     # the registry says what the tag now names
+
+
+BUILDER = ClusterBuildkit()

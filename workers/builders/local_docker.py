@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 
 from farm.jobs import BuildRequest
-from workers.builders.base import BuilderJob
+from workers.builder_job import BuilderJob, Workspace
 
+MODE = "local-docker"
 _DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
 
 
@@ -20,19 +22,34 @@ def build_job(req: BuildRequest, context_dir: str) -> BuilderJob:
     if req.platform:
         argv += ["--platform", req.platform]
     argv += [*req.extra_flags, "."]
-    return BuilderJob(mode="local-docker", argv=tuple(argv), context_dir=context_dir,
+    return BuilderJob(mode=MODE, argv=tuple(argv), context_dir=context_dir,
                       timeout=req.timeout, env=(("DOCKER_BUILDKIT", "0"),))
 
 
 def push_job(req: BuildRequest, context_dir: str) -> BuilderJob:
     """`docker push`: credentials come from DOCKER_CONFIG in the worker's environment, never argv."""
-    return BuilderJob(mode="local-docker", argv=("docker", "push", req.image), context_dir=context_dir,
-                      timeout=req.timeout)
+    return BuilderJob(mode=MODE, argv=("docker", "push", req.image), context_dir=context_dir, timeout=req.timeout)
 
 
-def pushed_digest(lines: list[str]) -> str | None:
+def pushed_digest(lines: Sequence[str]) -> str | None:
     """The manifest digest `docker push` reports on its last line."""
     for line in reversed(lines):
         if match := _DIGEST.search(line):
             return match.group(1)
     return None
+
+
+class LocalDocker:
+    mode = MODE
+
+    def jobs(self, req: BuildRequest, ws: Workspace) -> list[BuilderJob]:
+        return [build_job(req, ws.context_dir), push_job(req, ws.context_dir)]
+
+    def secret_env(self, values: Mapping[str, str]) -> dict[str, str]:
+        return {}       # the classic builder mounts no build secrets
+
+    def digest(self, lines: Sequence[str]) -> str | None:
+        return pushed_digest(lines)
+
+
+BUILDER = LocalDocker()

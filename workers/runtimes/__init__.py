@@ -1,0 +1,22 @@
+"""Runtimes: where a BuilderJob runs. Each has one `run(job, secrets, on_line) -> lines`.
+
+    process      a local process on the worker (buildctl, the docker CLI)
+    kubernetes   the builder objects of a namespace in a cluster (workers.runtimes.kubernetes)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+from workers.builder_job import BuilderJob
+from workers.runtimes import process
+
+
+class Runtime(Protocol):
+    def __call__(self, job: BuilderJob, secrets: Mapping[str, str],
+                 on_line: Callable[[str], None] | None) -> list[str]: ...
+
+
+def runtime_for(job: BuilderJob) -> Runtime:
+    return process.run

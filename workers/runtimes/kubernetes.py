@@ -20,8 +20,9 @@ from kubernetes.client.exceptions import ApiException
 import urllib3
 from redis import Redis
 
+from farm import keys
 from farm.errors import PermanentBuildError, TransientBuildError
-from workers.runtimes import k8s_objects as objects
+from workers import k8s_objects as objects
 
 READY_TIMEOUT = 600
 LOCK_TIMEOUT = 2 * READY_TIMEOUT + 120          # longest possible hold: a cycle waits twice
@@ -67,7 +68,7 @@ def ensure_buildkit(
 def _ensure(core: client.CoreV1Api, apps: client.AppsV1Api, redis: Redis, namespace: str,
             docker_config: Mapping[str, Any], service_account_annotations: Mapping[str, str] | None,
             deployment_options: Mapping[str, Any] | None, timeout: float) -> BuildkitInfra:
-    lock = redis.lock(f"farm:lock:k8s-builder:{namespace}", timeout=LOCK_TIMEOUT,
+    lock = redis.lock(keys.lock(f"k8s-builder:{namespace}"), timeout=LOCK_TIMEOUT,
                       blocking_timeout=LOCK_TIMEOUT, thread_local=False)
     if not lock.acquire():
         raise TransientBuildError(f"timed out waiting for the builder lock of namespace {namespace}")

@@ -1,18 +1,73 @@
-"""The local-process runtime seam: run an argv, stream its output line by line, enforce a timeout.
+"""The `process` runtime: run a BuilderJob as a local process, stream its lines, enforce its timeout,
+and map how it ended onto the error tree.
 
-The child gets its own process group, so a timeout kills everything it started. Extra environment
-(secrets, BUILDKIT_HOST, DOCKER_CONFIG) is given to that child only, never to os.environ.
-`workers.runtimes.local` runs a BuilderJob on top of this and maps its failures to build errors.
+The child gets its own process group, so a timeout kills everything it started. Secret values reach
+the child's environment only (never os.environ) and are masked in every line before anyone sees it.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import threading
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+
+from farm.errors import BuildError, PermanentBuildError, TransientBuildError
+from workers.builder_job import BuilderJob
+
+TAIL_LINES = 30
+MASK = "***"
+
+
+def run(job: BuilderJob, secrets: Mapping[str, str], on_line: Callable[[str], None] | None) -> list[str]:
+    """Run `job` in its context dir; return its output lines (secrets masked) or raise a BuildError.
+
+    `secrets` maps the names in `job.secret_env` to values.
+    """
+    missing = [name for name in job.secret_env if name not in secrets]
+    if missing:
+        raise PermanentBuildError(f"build secret {', '.join(missing)} has no value on this worker")
+    env = {**dict(job.env), **{name: secrets[name] for name in job.secret_env}}
+    hidden = sorted({secrets[name] for name in job.secret_env if secrets[name]}, key=len, reverse=True)
+    lines: list[str] = []
+    tail: deque[str] = deque(maxlen=TAIL_LINES)
+
+    def emit(line: str) -> None:
+        for value in hidden:
+            line = line.replace(value, MASK)
+        lines.append(line)
+        tail.append(line)
+        if on_line is not None:
+            on_line(line)
+
+    try:
+        result = spawn(job.argv, cwd=job.context_dir, env=env, timeout=job.timeout, on_line=emit)
+    except FileNotFoundError as exc:
+        if exc.filename == job.context_dir and exc.filename != job.argv[0]:
+            raise PermanentBuildError(f"{job.mode}: the context dir {job.context_dir} is missing") from exc
+        raise TransientBuildError(
+            f"{job.mode}: the builder command {job.argv[0]!r} was not found on this worker") from exc
+    if result.timed_out:
+        raise TransientBuildError(f"{job.mode}: {job.argv[0]} timed out after {job.timeout} s")
+    if result.exit_code == 0:
+        return lines
+    raise failure(job, result.exit_code, list(tail))
+
+
+def failure(job: BuilderJob, code: int, tail: Sequence[str]) -> BuildError:
+    """The error for a builder that exited with `code`; its message ends with the last lines."""
+    last = "\n".join(tail)
+    if code in (137, -9):
+        return TransientBuildError(
+            f"{job.mode}: {job.argv[0]} was killed (exit {code}), most likely out of memory\n{last}")
+    if job.unreachable and any(re.search(job.unreachable, line) for line in tail):
+        return TransientBuildError(f"{job.daemon or job.mode} is unreachable:\n{last}")
+    cause = next((line.strip() for line in reversed(tail) if line.strip()), "no output")
+    return PermanentBuildError(f"{job.mode}: {job.argv[0]} exited with code {code}: {cause}\n{last}")
 
 
 @dataclass(frozen=True)
@@ -21,29 +76,16 @@ class Completed:
     timed_out: bool
 
 
-def run(
-    argv: Sequence[str],
-    *,
-    cwd: str,
-    env: Mapping[str, str],
-    timeout: float,
-    on_line: Callable[[str], None],
-    base_env: Mapping[str, str] | None = None,
-    drop_env_prefixes: Sequence[str] = (),
-) -> Completed:
-    """Run `argv` in `cwd` with `base_env` (default os.environ) + `env`; stdout and stderr go to
-    `on_line`, one line each. An exception raised by `on_line` kills the child and is re-raised here.
-    """
-    base = os.environ if base_env is None else base_env
-    child_env = {k: v for k, v in base.items() if not k.startswith(tuple(drop_env_prefixes))}
-    child_env.update(env)
+def spawn(argv: Sequence[str], *, cwd: str, env: Mapping[str, str], timeout: float,
+          on_line: Callable[[str], None]) -> Completed:
+    """Run `argv` in `cwd` with os.environ + `env`; stdout and stderr go to `on_line`, one line each.
+    An exception raised by `on_line` kills the child and is re-raised here."""
     proc = subprocess.Popen(
-        list(argv), cwd=cwd, env=child_env, stdin=subprocess.DEVNULL,
+        list(argv), cwd=cwd, env={**os.environ, **env}, stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
     )
     assert proc.stdout is not None
     stream = proc.stdout
-
     failed: list[BaseException] = []
 
     def pump() -> None:

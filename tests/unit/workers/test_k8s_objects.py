@@ -10,7 +10,7 @@ import kubernetes_validate
 import pytest
 
 from farm.garden.models import BuilderResources
-from workers.runtimes.k8s_objects import (
+from workers.k8s_objects import (
     BUILD_TOLERATION,
     HASH_ANNOTATION,
     ROOTLESS_ANNOTATIONS,

@@ -1,4 +1,4 @@
-"""The producer's pure steps: planning waves, per-platform refs, and the jobs of a Build."""
+"""farm.plan: planned Builds in waves, per-platform refs; and the jobs farm.build makes of them."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ from pathlib import Path
 import pytest
 
 from farm import build as flow
+from farm import plan
 from farm.context import UploadStats
 from farm.errors import ConfigError, UsageError
-from farm.garden import load_project
 from farm.settings import Settings
-from farm.version import compute_versions
 from tests.conftest import write_project
 
 CTX = UploadStats(digest="sha256:" + "c" * 64, files=1, bytes=1, uploaded_files=1, uploaded_bytes=1)
@@ -22,36 +21,35 @@ def _project(tmp_path: Path, deps: dict[str, list[str]], platforms: str = "", mo
     for name, ds in deps.items():
         extra = f"dependencies: [{', '.join('build.' + d for d in ds)}]\n" if ds else ""
         (root / name / "garden.yml").write_text(f"kind: Build\ntype: container\nname: {name}\n{extra}{platforms}")
-    project = load_project(root)
-    return project, compute_versions(project)
+    return plan.load(root)
 
 
 def test_waves_follow_dependencies(tmp_path: Path) -> None:
     project, versions = _project(tmp_path, {"base": [], "api": ["base"], "web": ["api", "base"], "tool": []})
-    waves = flow.plan(project, versions, [])
+    waves = plan.plan(project, versions, []).waves
     assert [[b.name for b in w] for w in waves] == [["base", "tool"], ["api"], ["web"]]
-    only = flow.plan(project, versions, ["api"])
+    only = plan.plan(project, versions, ["api"]).waves
     assert [[b.name for b in w] for w in only] == [["base"], ["api"]]
 
 
 def test_unknown_name_lists_the_builds(tmp_path: Path) -> None:
     project, versions = _project(tmp_path, {"api": []})
     with pytest.raises(UsageError, match="nosuch.*Builds: api"):
-        flow.plan(project, versions, ["nosuch"])
+        plan.plan(project, versions, ["nosuch"])
 
 
 def test_a_cycle_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         project, versions = _project(tmp_path, {"a": ["b"], "b": ["a"]})
-        flow.plan(project, versions, [])
+        plan.plan(project, versions, [])
 
 
 def test_fan_out_jobs_and_their_merge(tmp_path: Path) -> None:
     project, versions = _project(tmp_path, {"api": []}, 'spec:\n  platforms: ["linux/amd64", "linux/arm64"]\n')
-    (b,) = flow.plan(project, versions, [])[0]
+    (b,) = plan.plan(project, versions, []).waves[0]
     assert b.fan_out
     tag = b.outputs.deployment_image_id
-    assert flow.platform_image(b, "linux/arm64") == f"{tag}-linux-arm64"
+    assert b.platform_image("linux/arm64") == f"{tag}-linux-arm64"
     requests, merge = flow.jobs_for(project, b, CTX, Settings())
     assert [r.platform for r in requests] == ["linux/amd64", "linux/arm64"]
     assert merge is not None and merge.image == tag and merge.needs == [r.job_id for r in requests]
@@ -65,13 +63,13 @@ def test_fan_out_jobs_and_their_merge(tmp_path: Path) -> None:
 
 def test_single_platform_and_one_call_push_the_version_tag(tmp_path: Path) -> None:
     project, versions = _project(tmp_path, {"api": []})
-    (b,) = flow.plan(project, versions, [])[0]
+    (b,) = plan.plan(project, versions, []).waves[0]
     requests, merge = flow.jobs_for(project, b, CTX, Settings())
     assert merge is None and [r.image for r in requests] == [b.outputs.deployment_image_id]
 
     project, versions = _project(tmp_path / "bk", {"api": []}, 'spec:\n  platforms: ["linux/amd64", "linux/arm64"]\n',
                                  mode="cluster-buildkit")
-    (b,) = flow.plan(project, versions, [], one_call=True)[0]
+    (b,) = plan.plan(project, versions, [], one_call=True).waves[0]
     requests, merge = flow.jobs_for(project, b, CTX, Settings())
     assert merge is None and len(requests) == 1
     assert requests[0].platforms == ["linux/amd64", "linux/arm64"] and requests[0].image == b.outputs.deployment_image_id
@@ -80,10 +78,10 @@ def test_single_platform_and_one_call_push_the_version_tag(tmp_path: Path) -> No
 def test_one_call_needs_cluster_buildkit(tmp_path: Path) -> None:
     project, versions = _project(tmp_path, {"api": []})
     with pytest.raises(UsageError, match="cluster-buildkit"):
-        flow.plan(project, versions, [], one_call=True)
+        plan.require_buildable(project, one_call=True)
 
 
 def test_kaniko_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
     project, versions = _project(tmp_path, {"api": []}, mode="kaniko")
     with pytest.raises(ConfigError, match="buildMode kaniko is not supported"):
-        flow.plan(project, versions, [])
+        plan.require_buildable(project)

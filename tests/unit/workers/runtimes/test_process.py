@@ -1,22 +1,28 @@
-"""workers.runtimes.local.run_job with real subprocesses: streaming, failure mapping, timeouts, secrets."""
+"""workers.runtimes.process.run with real subprocesses: streaming, failure mapping, timeouts, secrets."""
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from farm.errors import PermanentBuildError, TransientBuildError
-from workers.builders.base import BuilderJob
-from workers.runtimes.local import run_job
+from workers.builder_job import BuilderJob
+from workers.runtimes.process import run
 
 
 def sh(tmp_path: Path, script: str, *, timeout: int = 30, env: tuple[tuple[str, str], ...] = (),
-       secret_env: tuple[str, ...] = ()) -> BuilderJob:
+       secret_env: tuple[str, ...] = (), unreachable: str | None = None) -> BuilderJob:
     return BuilderJob(mode="local-docker", argv=("sh", "-c", script), context_dir=str(tmp_path),
-                      timeout=timeout, env=env, secret_env=secret_env)
+                      timeout=timeout, env=env, secret_env=secret_env, unreachable=unreachable,
+                      daemon="the test daemon")
+
+
+def run_job(job: BuilderJob, on_line: Callable[[str], None], secrets: dict[str, str] | None = None) -> list[str]:
+    return run(job, secrets or {}, on_line)
 
 
 def test_streams_stdout_and_stderr_lines_in_the_context_dir(tmp_path: Path) -> None:
@@ -26,10 +32,21 @@ def test_streams_stdout_and_stderr_lines_in_the_context_dir(tmp_path: Path) -> N
     assert seen == lines == ["one", "two", f"pwd={tmp_path} v=x"]
 
 
-def test_env_replaces_the_worker_environment(tmp_path: Path) -> None:
-    lines = run_job(sh(tmp_path, 'echo "cfg=$DOCKER_CONFIG home=${HOME:-unset}"'), lambda _: None,
-                    env={"DOCKER_CONFIG": "/cfg", "PATH": os.environ["PATH"]})
-    assert lines == ["cfg=/cfg home=unset"]
+def test_the_job_env_overrides_the_worker_environment(tmp_path: Path) -> None:
+    os.environ["FARM_TEST_CFG"] = "/worker"
+    try:
+        job = sh(tmp_path, 'echo "cfg=$FARM_TEST_CFG path=${PATH:+set}"', env=(("FARM_TEST_CFG", "/job"),))
+        assert run_job(job, lambda _: None) == ["cfg=/job path=set"]
+    finally:
+        del os.environ["FARM_TEST_CFG"]
+
+
+def test_output_that_means_the_daemon_is_unreachable_is_transient(tmp_path: Path) -> None:
+    job = sh(tmp_path, "echo 'dial unix /x.sock: connect: no such file'; exit 1", unreachable=r"dial unix \S+")
+    with pytest.raises(TransientBuildError, match="^the test daemon is unreachable:\ndial unix /x.sock"):
+        run_job(job, lambda _: None)
+    with pytest.raises(PermanentBuildError):
+        run_job(sh(tmp_path, "echo 'some other failure'; exit 1", unreachable=r"dial unix \S+"), lambda _: None)
 
 
 def test_nonzero_exit_is_permanent_with_the_last_line_first(tmp_path: Path) -> None:

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from farm.errors import ConfigError
+from farm import plan
 from farm.garden import load_project
 from farm.version import compute_versions
-from tests.unit.test_garden_helpers import GIT, write
+from tests.unit.garden.helpers import GIT, write
 
 PROJECT = """\
 kind: Project
@@ -186,16 +187,14 @@ spec:
 def test_build_reads_another_builds_outputs(tmp_path: Path) -> None:
     write(tmp_path, {"project.garden.yml": PROJECT, "base/garden.yml": REF_BASE, "base/Dockerfile": "FROM scratch\n",
                      "api/garden.yml": REF_API, "api/Dockerfile": "FROM scratch\n"})
-    p = load_project(tmp_path, git=GIT)
-    v = compute_versions(p)
+    p, v = plan.load(tmp_path, git=GIT)
     api = p.builds["api"]
     assert api.dependencies == ["base"]  # an implicit dependency, as in Garden
     assert api.spec.build_args == {"BASE_IMAGE": f"reg.example.com/{p.namespace}/base:{v['base'].version_string}",
                                    "BASE_VERSION": v["base"].version_string}
     before = v["api"].version_string
     write(tmp_path, {"base/Dockerfile": "FROM scratch\nENV X=1\n"})
-    p2 = load_project(tmp_path, git=GIT)
-    v2 = compute_versions(p2)
+    p2, v2 = plan.load(tmp_path, git=GIT)
     assert p2.builds["api"].spec.build_args["BASE_VERSION"] == v2["base"].version_string != v["base"].version_string
     assert v2["api"].version_string != before
 
@@ -204,12 +203,11 @@ def test_chained_references_and_unknown_reference(tmp_path: Path) -> None:
     third = "kind: Build\ntype: container\nname: web\nspec:\n  buildArgs:\n    API: ${actions.build.api.version}\n"
     write(tmp_path, {"project.garden.yml": PROJECT, "base/garden.yml": REF_BASE, "api/garden.yml": REF_API,
                      "web/garden.yml": third})
-    p = load_project(tmp_path, git=GIT)
-    v = compute_versions(p)
+    p, v = plan.load(tmp_path, git=GIT)
     assert p.builds["web"].spec.build_args["API"] == v["api"].version_string
     write(tmp_path, {"web/garden.yml": third.replace("actions.build.api", "actions.build.apx")})
     with pytest.raises(ConfigError, match=r"actions.build.apx.*no container Build of that name") as err:
-        load_project(tmp_path, git=GIT)
+        plan.load(tmp_path, git=GIT)
     assert err.value.field == "spec.buildArgs.API" and err.value.line == 6
 
 
@@ -218,4 +216,4 @@ def test_reference_cycle(tmp_path: Path) -> None:
     b = "kind: Build\ntype: container\nname: b\nspec:\n  buildArgs:\n    A: ${actions.build.a.version}\n"
     write(tmp_path, {"project.garden.yml": PROJECT, "a/garden.yml": a, "b/garden.yml": b})
     with pytest.raises(ConfigError, match="cycle"):
-        load_project(tmp_path, git=GIT)
+        plan.load(tmp_path, git=GIT)

@@ -10,14 +10,18 @@ import pytest
 
 from farm.errors import ConfigError, PermanentBuildError, TransientBuildError
 from farm.images import CacheRef
+from farm.jobs import BuildRequest
+from workers.builder_job import Workspace
 from workers.builders.cluster_buildkit import (
+    BUILDER,
+    MODE,
     BuildSpec,
     buildctl_build_args,
     buildctl_job,
-    run_buildctl,
     secret_env_names,
     secret_environment,
 )
+from workers.runtimes import process
 
 REG = "ghcr.io/namespace"
 
@@ -151,7 +155,8 @@ def test_invalid_secret_id(bad: str) -> None:
         secret_env_names([bad])
 
 
-# run_buildctl against a fake buildctl: the process handling and error mapping.
+# The job run by the process runtime against a fake buildctl: its environment and the buildctl-specific
+# failure (the process runtime's own tests cover exits, timeouts and masking in general).
 
 def fake_buildctl(tmp_path: Path, script: str) -> str:
     path = tmp_path / "buildctl"
@@ -167,53 +172,33 @@ def test_run_streams_lines_env_cwd_and_masks_secrets(tmp_path: Path) -> None:
     ctx.mkdir()
     seen: list[str] = []
     before = dict(os.environ)
-    lines = run_buildctl(job(secret_ids=["tok"], context_dir=str(ctx)),
-                         buildkit_host="tcp://b:1234", docker_config="/cfg",
-                         secret_values={"GARDEN_BUILD_SECRET_TOK": "hunter2"},
-                         on_line=seen.append, buildctl=exe)
+    j = job(secret_ids=["tok"], context_dir=str(ctx), buildkit_host="tcp://b:1234", docker_config="/cfg",
+            buildctl=exe)
+    lines = process.run(j, secret_environment({"tok": "hunter2"}), seen.append)
     assert seen == lines == [f"host=tcp://b:1234 cfg=/cfg pwd={ctx}", "tok=***"]
     assert dict(os.environ) == before                    # the child's env only
 
 
-def test_run_requires_every_secret_value(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="GARDEN_BUILD_SECRET_TOK"):
-        run_buildctl(job(secret_ids=["tok"], context_dir=str(tmp_path)), buildkit_host="x",
-                     buildctl=fake_buildctl(tmp_path, "exit 0"))
-
-
-def test_nonzero_exit_is_permanent_with_the_last_lines(tmp_path: Path) -> None:
-    exe = fake_buildctl(tmp_path, "for i in $(seq 1 100); do echo line-$i; done; exit 1")
-    with pytest.raises(PermanentBuildError) as err:
-        run_buildctl(job(context_dir=str(tmp_path)), buildkit_host="x", buildctl=exe)
-    message = str(err.value)
-    assert message.splitlines()[0] == "cluster-buildkit: buildctl exited with code 1: line-100"
-    assert "line-71\n" in message and "line-70\n" not in message     # the last 30 lines
-
-
-def test_exit_137_is_oom(tmp_path: Path) -> None:
-    exe = fake_buildctl(tmp_path, "exit 137")
-    with pytest.raises(TransientBuildError, match="out of memory"):
-        run_buildctl(job(context_dir=str(tmp_path)), buildkit_host="x", buildctl=exe)
-
-
-def test_timeout_kills_the_process_group(tmp_path: Path) -> None:
-    marker = tmp_path / "survived"
-    exe = fake_buildctl(tmp_path, f"(sleep 3; touch {marker}) & sleep 30\n")
-    with pytest.raises(TransientBuildError, match="timed out after 1 s"):
-        run_buildctl(job(context_dir=str(tmp_path), timeout=1), buildkit_host="x", buildctl=exe)
-    import time
-    time.sleep(3.5)
-    assert not marker.exists()
+def test_nonzero_exit_names_buildctl_and_its_last_line(tmp_path: Path) -> None:
+    exe = fake_buildctl(tmp_path, "echo 'ERROR: failed to solve: process did not complete'; exit 1")
+    with pytest.raises(PermanentBuildError, match="^cluster-buildkit: .*buildctl exited with code 1: ERROR: failed"):
+        process.run(job(context_dir=str(tmp_path), buildkit_host="x", buildctl=exe), {}, None)
 
 
 def test_unreachable_daemon_is_transient(tmp_path: Path) -> None:
     exe = fake_buildctl(tmp_path, 'echo \'error: failed to get status: rpc error: code = Unavailable desc = '
                                   'connection error: desc = "transport: Error while dialing: dial unix '
                                   '/x.sock: connect: no such file or directory"\' >&2; exit 1')
-    with pytest.raises(TransientBuildError, match="unreachable"):
-        run_buildctl(job(context_dir=str(tmp_path)), buildkit_host="unix:///x.sock", buildctl=exe)
+    with pytest.raises(TransientBuildError, match="^buildkitd at unix:///x.sock is unreachable"):
+        process.run(job(context_dir=str(tmp_path), buildkit_host="unix:///x.sock", buildctl=exe), {}, None)
 
 
-def test_missing_buildctl_is_transient(tmp_path: Path) -> None:
-    with pytest.raises(TransientBuildError, match="not found"):
-        run_buildctl(job(context_dir=str(tmp_path)), buildkit_host="x", buildctl=str(tmp_path / "nope"))
+def test_a_worker_without_buildkitd_is_told_so() -> None:
+    req = BuildRequest(job_id="j", project="p", build="api", version="v-0123456789", platform="linux/amd64",
+                       mode=MODE, image=f"{REG}/api:v-0123456789", context="sha256:" + "0" * 64,
+                       context_store="file:///s")
+    with pytest.raises(TransientBuildError, match="this worker has no buildkitd"):
+        BUILDER.jobs(req, Workspace(context_dir="/ctx", docker_config=Path("/cfg")))
+    (j,) = BUILDER.jobs(req, Workspace(context_dir="/ctx", docker_config=Path("/cfg"), buildkit_host="tcp://b:1"))
+    assert ("BUILDKIT_HOST", "tcp://b:1") in j.env and ("DOCKER_CONFIG", "/cfg") in j.env
+    assert j.argv[-2:] == ("--opt", "platform=linux/amd64")

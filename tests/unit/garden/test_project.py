@@ -7,7 +7,7 @@ import pytest
 from farm.errors import ConfigError
 from farm.garden import load_project
 from farm.garden.project import check_project
-from tests.unit.test_garden_helpers import GIT, PROJECT, write
+from tests.unit.garden.helpers import GIT, PROJECT, write
 
 BUILD = """\
 kind: Build

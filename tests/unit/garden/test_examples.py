@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from farm.garden import GitInfo, load_project
+from farm import plan
+from farm.garden import GitInfo
 from farm.images import cache_refs, image_outputs
 from farm.version import BuildVersion, compute_versions
-from tests.unit.test_garden_helpers import commit_all, git_init, write
+from tests.unit.garden.helpers import commit_all, git_init, write
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "config" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[3] / "config" / "examples"
 GIT = GitInfo(branch="feature/PAY-7_newCheckout", commit_hash="1" * 40)
 
 
@@ -29,11 +30,11 @@ def versions(root: Path, env: str = "dev") -> dict[str, str]:
 
 
 def full(root: Path, env: str = "dev") -> dict[str, BuildVersion]:
-    return compute_versions(load_project(root, env, git=GIT))
+    return plan.load(root, env, git=GIT)[1]
 
 
 def test_shop_dev(shop: Path) -> None:
-    project = load_project(shop, "dev", git=GIT)
+    project = plan.load(shop, "dev", git=GIT)[0]
     assert sorted(project.builds) == ["api", "base", "web"]  # docs-site is outside scan
     provider = project.provider
     assert provider is not None and provider.build_mode == "cluster-buildkit"
@@ -57,7 +58,7 @@ def test_shop_dev(shop: Path) -> None:
 
 
 def test_shop_ci_overrides(shop: Path) -> None:
-    dev, ci = load_project(shop, "dev", git=GIT), load_project(shop, "ci", git=GIT)
+    dev, ci = plan.load(shop, "dev", git=GIT)[0], plan.load(shop, "ci", git=GIT)[0]
     assert ci.provider is not None and ci.provider.build_mode == "kaniko"
     assert ci.provider.kaniko.extra_flags == ["--snapshotMode=redo", "--use-new-run"]
     assert ci.builds["api"].spec.build_args["CHANNEL"] == "stable"
@@ -70,8 +71,8 @@ def test_shop_ci_overrides(shop: Path) -> None:
 
 def test_branch_changes_cache_tag_not_version(shop: Path) -> None:
     other = GitInfo(branch="main")
-    a = load_project(shop, git=GIT)
-    b = load_project(shop, git=other)
+    a = plan.load(shop, git=GIT)[0]
+    b = plan.load(shop, git=other)[0]
     assert a.provider and b.provider
     assert b.provider.cluster_buildkit.cache[0].tag == "_buildcache-main"
     assert versions(shop) == {k: v.version_string for k, v in compute_versions(b).items()}
@@ -129,8 +130,6 @@ def test_gardenignore_added_later(shop: Path) -> None:
 
 def test_demo_project_loads() -> None:
     demo = EXAMPLES / "demo"
-    if not (demo / "project.garden.yml").exists():
-        pytest.skip("the lead's demo project is not there")
-    project = load_project(demo, git=GIT)
+    project = plan.load(demo, git=GIT)[0]
     assert project.provider is not None and project.provider.deployment_registry is not None
     assert set(compute_versions(project)) == set(project.builds)

@@ -10,9 +10,9 @@ import pytest
 from farm.errors import ConfigError
 from farm.garden import KubernetesProvider, load_project
 from farm.images import cache_refs, image_outputs
-from tests.unit.test_garden_helpers import GIT, write
+from tests.unit.garden.helpers import GIT, write
 
-SEED = Path(__file__).resolve().parents[2] / "config" / "examples" / "seed-guide"
+SEED = Path(__file__).resolve().parents[3] / "config" / "examples" / "seed-guide"
 EXAMPLES = sorted(p.name for p in SEED.glob("*.yml"))
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from farm.garden import GitInfo, load_project
 from farm.images import CacheRef, cache_refs, image_outputs
-from tests.unit.test_garden_helpers import write
+from tests.unit.garden.helpers import write
 from workers.builders.buildkit_cache import image_flags
 
 GIT = GitInfo(branch="feature/X", commit_hash="0" * 40)

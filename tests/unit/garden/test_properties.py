@@ -21,7 +21,7 @@ from farm.garden.files import list_files, match_any
 from farm.garden.models import BuildAction
 from farm.garden.templates import FUNCTIONS, TemplateError, resolve_string
 from farm.version import _filter, compute_versions, config_version, git_blob_hash
-from tests.unit.test_garden_helpers import GIT, PROJECT, write
+from tests.unit.garden.helpers import GIT, PROJECT, write
 
 names = st.text(alphabet=string.ascii_lowercase + string.digits, min_size=1, max_size=8)
 contents = st.binary(max_size=200)

@@ -1,4 +1,4 @@
-"""`farm config show|validate` (the click group in farm/config_cli.py)."""
+"""`farm config show|validate` (farm/cli/config.py), through the `farm` command's one exit path."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from farm.config_cli import config
-from tests.unit.test_garden_helpers import PROJECT, git_init, write
+from farm.cli import cli
+from tests.unit.garden.helpers import PROJECT, git_init, write
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "config" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[3] / "config" / "examples"
 
 
 def run(*args: str):  # type: ignore[no-untyped-def]
-    return CliRunner().invoke(config, list(args))
+    return CliRunner().invoke(cli, ["config", *args])
 
 
 def shop(tmp_path: Path) -> Path:
@@ -79,7 +79,7 @@ def test_missing_project_dir(tmp_path: Path) -> None:
 
 def test_broken_yaml_in_a_real_process(tmp_path: Path) -> None:
     write(tmp_path, {"project.garden.yml": "kind: Project\nname: [x\n"})
-    proc = subprocess.run([sys.executable, "-c", "from farm.config_cli import config; config()",
+    proc = subprocess.run([sys.executable, "-c", "from farm.cli import main; main()", "config",
                            "validate", "--project", str(tmp_path)], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "invalid YAML" in proc.stderr and "project.garden.yml:" in proc.stderr

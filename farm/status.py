@@ -1,0 +1,41 @@
+"""The registry status check: what of a planned Build the registry already has (Garden's getStatus)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from farm.plan import PlannedBuild
+from farm.registry import open_client, parse_reference
+from farm.registry.manifests import INDEX_TYPES, index_platforms
+from farm.settings import Settings
+
+
+@dataclass(frozen=True)
+class Status:
+    digest: str | None                                       # the tag's digest, when complete for every platform
+    platforms: dict[str, str] = field(default_factory=dict)  # per-platform images already pushed
+
+
+def check_status(build: PlannedBuild, settings: Settings) -> Status:
+    """The tag (an image, or an index listing every requested platform) means done; otherwise which
+    per-platform images are already there."""
+    client, ref = open_client(build.outputs.deployment_image_id, settings.docker_config,
+                              insecure=build.insecure, timeout=settings.registry_timeout)
+    with client:
+        info = client.head_manifest(ref.repository, ref.ref)
+        if info is not None:
+            listed = None
+            if info.media_type in INDEX_TYPES:
+                got = client.get_manifest(ref.repository, ref.ref)
+                listed = index_platforms(got[0].media_type, got[1]) if got else set()
+            if (listed is None and len(build.platforms) == 1) or (listed is not None and set(build.platforms) <= listed):
+                return Status(digest=info.digest)
+        if not build.fan_out:
+            return Status(digest=None)
+        done = {}
+        for platform, image in build.platform_images.items():
+            pref = parse_reference(image)
+            pinfo = client.head_manifest(pref.repository, pref.ref)
+            if pinfo is not None:
+                done[platform] = pinfo.digest
+    return Status(digest=None, platforms=done)
