@@ -8,7 +8,7 @@ FARM := $(VENV)/bin/farm
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 STACK_ENV = eval "$$($(FARM) stack env)"
 
-.PHONY: demo test test-unit bench stack down venv buildkit clean
+.PHONY: demo test test-unit check bench stack down venv buildkit clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,7 +28,12 @@ demo: venv
 	$(FARM) stack up --with worker
 	@$(STACK_ENV) && $(FARM) build --project config/examples/demo
 
-test: venv buildkit
+# The architecture (import contracts in pyproject.toml) and the types, before any test runs.
+check: venv
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
+
+test: venv buildkit check
 	$(FARM) stack up --with buildkitd
 	@$(STACK_ENV) && $(PY) -m pytest -q -p no:cacheprovider tests
 

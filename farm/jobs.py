@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 
 from pydantic import BaseModel, ConfigDict
@@ -86,7 +86,8 @@ class JobStore:
     """Job records (Redis hashes) and log streams (Redis streams)."""
 
     def __init__(self, client: redis.Redis) -> None:
-        self.redis = client
+        # A client made with decode_responses=True: redis-py's annotations cannot say it returns str.
+        self.redis: Any = client
 
     def update(self, job_id: str, **fields: str | float | None) -> None:
         values = {k: ("" if v is None else str(v)) for k, v in fields.items()}
@@ -96,7 +97,7 @@ class JobStore:
         pipe.execute()
 
     def get(self, job_id: str) -> dict[str, str]:
-        return self.redis.hgetall(keys.job(job_id))  # type: ignore[return-value]
+        return dict(self.redis.hgetall(keys.job(job_id)))
 
     def log(self, job_id: str, line: str) -> None:
         self.redis.xadd(keys.log(job_id), {"line": line}, maxlen=keys.LOG_MAXLEN, approximate=True)
@@ -119,14 +120,14 @@ class JobStore:
             pipe.execute()
 
     def secrets(self, job_id: str) -> dict[str, str]:
-        return self.redis.hgetall(keys.secrets(job_id))  # type: ignore[return-value]
+        return dict(self.redis.hgetall(keys.secrets(job_id)))
 
     def drop_secrets(self, job_id: str) -> None:
         self.redis.delete(keys.secrets(job_id))
 
     def tail(self, job_id: str, count: int = LOG_TAIL) -> list[str]:
         entries = self.redis.xrevrange(keys.log(job_id), count=count)
-        return [fields["line"] for _, fields in reversed(entries)]  # type: ignore[index]
+        return [fields["line"] for _, fields in reversed(entries)]
 
     def follow(self, job_ids: Iterable[str], cursors: dict[str, str], block_ms: int = 1000
                ) -> Iterator[tuple[str, str]]:
@@ -135,7 +136,7 @@ class JobStore:
         if not streams:
             time.sleep(block_ms / 1000)
             return
-        for key, entries in self.redis.xread(streams, block=block_ms, count=500) or []:  # type: ignore[union-attr]
+        for key, entries in self.redis.xread(streams, block=block_ms, count=500) or []:
             job_id = keys.job_of_log(key)
             for entry_id, fields in entries:
                 cursors[job_id] = entry_id

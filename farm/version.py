@@ -113,7 +113,7 @@ def config_version(build: BuildAction, project_exclude_values: tuple[str, ...] =
     """Hash of the action config minus the keys Garden leaves out, after excludeFields/excludeValues."""
     config = json.loads(_stable_json({k: v for k, v in build.raw_config.items() if k not in _CONFIG_DROP}))
     for field in build.version_config.exclude_fields:
-        _exclude_fields(config, field.split(".") if isinstance(field, str) else list(field))
+        _exclude_fields(config, list(field.split(".") if isinstance(field, str) else field))
     patterns = []
     for pattern in [*build.version_config.exclude_values, *project_exclude_values]:
         try:

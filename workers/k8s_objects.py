@@ -20,7 +20,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from farm.garden.models import BuilderResources
+from farm.garden.models import Resources
 
 BUILDER_SERVICE_ACCOUNT = "garden-in-cluster-builder"
 BUILDKIT_DEPLOYMENT = "garden-buildkit"
@@ -42,7 +42,7 @@ Manifest = dict[str, Any]
 
 
 # Garden's default `resources.builder`, as Kubernetes quantities.
-DEFAULT_RESOURCES: Mapping[str, Mapping[str, str]] = BuilderResources().requirements()
+DEFAULT_RESOURCES: Mapping[str, Mapping[str, str]] = Resources().builder.requirements()
 
 
 def manifest_hash(manifest: Mapping[str, Any]) -> str:

@@ -109,13 +109,17 @@ class S3Store:
 
     def open_blob(self, sha: str) -> BinaryIO:
         with self._errors(f"reading blob sha256:{sha}"):
-            try:
-                resp = self._s3.get_object(Bucket=self.bucket, Key=self._key(blob_key(sha)))
-            except ClientError as exc:
-                if _not_found(exc):
-                    raise ContextError(f"context store {self.url}: blob sha256:{sha} is missing") from None
-                raise
+            resp = self._get_object(blob_key(sha), f"blob sha256:{sha} is missing")
         return cast(BinaryIO, resp["Body"])
+
+    def _get_object(self, key: str, missing: str) -> Any:
+        """GET an object; a missing one is a ContextError saying `missing`."""
+        try:
+            return self._s3.get_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as exc:
+            if _not_found(exc):
+                raise ContextError(f"context store {self.url}: {missing}") from None
+            raise
 
     def has_manifest(self, hex_digest: str) -> bool:
         return self._exists(manifest_key(hex_digest))
@@ -127,12 +131,7 @@ class S3Store:
 
     def get_manifest(self, hex_digest: str) -> bytes:
         with self._errors("reading the manifest"):
-            try:
-                resp = self._s3.get_object(Bucket=self.bucket, Key=self._key(manifest_key(hex_digest)))
-            except ClientError as exc:
-                if _not_found(exc):
-                    raise ContextError(f"context store {self.url}: no context sha256:{hex_digest}") from None
-                raise
+            resp = self._get_object(manifest_key(hex_digest), f"no context sha256:{hex_digest}")
             body = resp["Body"]
             try:
                 data = cast(bytes, body.read(MAX_MANIFEST_BYTES + 1))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import sys
 import platform
 import subprocess
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ def _local(root: Path) -> dict[str, Any]:
     return {
         "env": dict(os.environ),
         "platform": {"linux": "linux", "darwin": "darwin", "win32": "windows"}.get(
-            os.sys.platform, os.sys.platform),
+            sys.platform, sys.platform),
         "arch": arch,
         "username": user,
         "usernameLowerCase": user.lower(),

@@ -73,7 +73,7 @@ def _yaml_1_2_core() -> None:
 
 
 def _construct_int(loader: yaml.SafeLoader, node: yaml.Node) -> int:
-    value = str(loader.construct_scalar(node))  # type: ignore[arg-type]
+    value = str(loader.construct_scalar(node))  # type: ignore[arg-type,unused-ignore]
     if value.startswith("0o"):
         return int(value[2:], 8)
     if value.startswith("0x"):
@@ -82,7 +82,7 @@ def _construct_int(loader: yaml.SafeLoader, node: yaml.Node) -> int:
 
 
 def _construct_bool(loader: yaml.SafeLoader, node: yaml.Node) -> bool:
-    return str(loader.construct_scalar(node)).lower() == "true"  # type: ignore[arg-type]
+    return str(loader.construct_scalar(node)).lower() == "true"  # type: ignore[arg-type,unused-ignore]
 
 
 _yaml_1_2_core()

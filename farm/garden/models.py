@@ -96,35 +96,65 @@ class ResourceConfig(Model):
         return out
 
 
-def _resources(limits: tuple[int, int], requests: tuple[int, int]) -> type[Model]:
-    class Limits(ResourceConfig):
-        cpu: int = limits[0]
-        memory: int = limits[1]
+class ResourceSpec(Model):
+    limits: ResourceConfig
+    requests: ResourceConfig
 
-    class Requests(ResourceConfig):
-        cpu: int = requests[0]
-        memory: int = requests[1]
-
-    class Spec(Model):
-        limits: Limits = Field(default_factory=Limits)
-        requests: Requests = Field(default_factory=Requests)
-
-        def requirements(self) -> dict[str, dict[str, str]]:
-            """As a container's Kubernetes `resources`."""
-            return {"limits": self.limits.quantities(), "requests": self.requests.quantities()}
-
-    return Spec
+    def requirements(self) -> dict[str, dict[str, str]]:
+        """As a container's Kubernetes `resources`."""
+        return {"limits": self.limits.quantities(), "requests": self.requests.quantities()}
 
 
-BuilderResources = _resources((4000, 8192), (100, 512))
-UtilResources = _resources((256, 512), (256, 512))
-SyncResources = _resources((500, 512), (100, 90))
+# Garden's defaults per part (cpu in millicpu, memory in MB): limits, then requests.
+class BuilderLimits(ResourceConfig):
+    cpu: int = 4000
+    memory: int = 8192
+
+
+class BuilderRequests(ResourceConfig):
+    cpu: int = 100
+    memory: int = 512
+
+
+class UtilLimits(ResourceConfig):
+    cpu: int = 256
+    memory: int = 512
+
+
+class UtilRequests(ResourceConfig):
+    cpu: int = 256
+    memory: int = 512
+
+
+class SyncLimits(ResourceConfig):
+    cpu: int = 500
+    memory: int = 512
+
+
+class SyncRequests(ResourceConfig):
+    cpu: int = 100
+    memory: int = 90
+
+
+class BuilderResources(ResourceSpec):
+    limits: BuilderLimits = Field(default_factory=BuilderLimits)
+    requests: BuilderRequests = Field(default_factory=BuilderRequests)
+
+
+class UtilResources(ResourceSpec):
+    limits: UtilLimits = Field(default_factory=UtilLimits)
+    requests: UtilRequests = Field(default_factory=UtilRequests)
+
+
+class SyncResources(ResourceSpec):
+    limits: SyncLimits = Field(default_factory=SyncLimits)
+    requests: SyncRequests = Field(default_factory=SyncRequests)
 
 
 class Resources(Model):
-    builder: BuilderResources = Field(default_factory=BuilderResources)  # type: ignore[valid-type]
-    util: UtilResources = Field(default_factory=UtilResources)  # type: ignore[valid-type]
-    sync: SyncResources = Field(default_factory=SyncResources)  # type: ignore[valid-type]
+    builder: BuilderResources = Field(default_factory=BuilderResources)
+    util: UtilResources = Field(default_factory=UtilResources)
+    sync: SyncResources = Field(default_factory=SyncResources)
 
 
 class CacheConfig(Model):

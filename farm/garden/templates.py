@@ -75,6 +75,14 @@ def _unquote(text: str) -> str:
 Node = Callable[[Mapping[str, Any]], Any]
 
 
+def _const(value: Any) -> Node:
+    return lambda ctx: value
+
+
+def _lookup(key: str) -> Node:
+    return lambda ctx: _get(ctx, key, key)
+
+
 class _Parser:
     def __init__(self, expr: str) -> None:
         self.expr = expr
@@ -149,7 +157,7 @@ class _Parser:
     def primary(self) -> Node:
         kind, text = self.take()
         if kind == "lit":
-            return lambda ctx, v=text: v
+            return _const(text)
         if text == "(":
             inner = self.ternary()
             self.take(")")
@@ -166,7 +174,7 @@ class _Parser:
         if kind == "name":
             if self.peek()[1] == "(":
                 return self.suffixes(self.call(text), None)
-            return self.suffixes(lambda ctx, k=text: _get(ctx, k, k), text)
+            return self.suffixes(_lookup(text), text)
         raise TemplateError(f"unexpected {text or 'end'!r}", self.expr)
 
     def call(self, name: str) -> Node:

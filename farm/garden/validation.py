@@ -85,7 +85,7 @@ def to_config_errors(exc: ValidationError, doc: Doc, base: Path_, model: type[Ba
     for err in exc.errors():
         # Skip union-branch noise ("namespace.str" etc.): keep only locations that are config keys.
         loc = tuple(p for p in tuple(err["loc"])[strip:] if not _is_union_tag(p))
-        msg = _message(err, model)
+        msg = _message(dict(err), model)
         path = base + tuple(loc)
         key = f"{path}:{msg}"
         if key in seen:

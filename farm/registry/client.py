@@ -86,7 +86,7 @@ class RegistryClient:
         resp = self._request("PUT", f"/v2/{repository}/manifests/{ref}", repository, "pull,push",
                              headers={"Content-Type": media_type}, content=body)
         self._check(resp, repository)
-        return resp.headers.get("Docker-Content-Digest", "")
+        return str(resp.headers.get("Docker-Content-Digest", ""))
 
     # -- transport and auth --------------------------------------------------------------------
 

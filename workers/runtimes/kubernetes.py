@@ -118,7 +118,7 @@ def _cycle(apps: client.AppsV1Api, namespace: str, replicas: int, timeout: float
     """Scale to 0 and back, so pods restart with the ServiceAccount's new credentials."""
     name = objects.BUILDKIT_DEPLOYMENT
     _retry(lambda: apps.patch_namespaced_deployment_scale(name, namespace, {"spec": {"replicas": 0}}))
-    _poll(lambda: not (apps.read_namespaced_deployment(name, namespace).status.replicas or 0),
+    _poll(lambda: not (_any(apps.read_namespaced_deployment(name, namespace)).status.replicas or 0),
           timeout, f"Deployment {name} in {namespace} did not scale to 0")
     _retry(lambda: apps.patch_namespaced_deployment_scale(name, namespace, {"spec": {"replicas": replicas}}))
 
@@ -127,7 +127,7 @@ def _wait_ready(apps: client.AppsV1Api, core: client.CoreV1Api, namespace: str, 
     name = objects.BUILDKIT_DEPLOYMENT
 
     def ready() -> bool:
-        d = apps.read_namespaced_deployment(name, namespace)
+        d: Any = apps.read_namespaced_deployment(name, namespace)
         want, status = d.spec.replicas or 0, d.status
         return bool((status.observed_generation or 0) >= (d.metadata.generation or 0)
                     and (status.updated_replicas or 0) == want and (status.ready_replicas or 0) >= want
@@ -146,6 +146,7 @@ def _pod_problems(core: client.CoreV1Api, namespace: str) -> str:
     except ApiException:
         return ""
     reasons = []
+    pod: Any
     for pod in pods:
         for status in pod.status.container_statuses or []:
             waiting = status.state.waiting if status.state else None
@@ -153,6 +154,11 @@ def _pod_problems(core: client.CoreV1Api, namespace: str) -> str:
                 detail = f"{waiting.reason} {waiting.message or ''}".rstrip()
                 reasons.append(f"{pod.metadata.name}/{status.name}: {detail}")
     return (": " + "; ".join(reasons)) if reasons else ""
+
+
+def _any(obj: object) -> Any:
+    """A client model whose optional fields the API server always fills for a live object."""
+    return obj
 
 
 def _poll(check: Callable[[], bool], timeout: float, message: str) -> None:
