@@ -63,6 +63,12 @@ class Settings(BaseSettings):
         return (self.worker_dir or self.state_dir / "worker").resolve()
 
 
+    def retry_delay(self, attempt: int) -> float:
+        """Seconds before retrying after failed attempt `attempt` (1, 2, ...): doubling from
+        `retry_backoff`, capped below the visibility timeout (a message waiting longer than that
+        would be delivered again early)."""
+        return float(min(self.retry_backoff * 2 ** (attempt - 1), self.visibility_timeout / 2))
+
     def time_problems(self) -> list[str]:
         """Settings that bound time must agree, or builds die at once or run twice."""
         out = []
@@ -71,10 +77,6 @@ class Settings(BaseSettings):
         if self.visibility_timeout < self.lease + 5:
             out.append(f"FARM_VISIBILITY_TIMEOUT={self.visibility_timeout} must be at least FARM_LEASE + 5 "
                        f"({self.lease + 5}): kombu would re-deliver a running job before its lease lapses")
-        longest_backoff = self.retry_backoff * 2 ** max(self.retries - 1, 0)
-        if self.retries and longest_backoff >= self.visibility_timeout:
-            out.append(f"FARM_RETRY_BACKOFF={self.retry_backoff} doubled over FARM_RETRIES={self.retries} "
-                       f"waits {longest_backoff:.0f} s, not below FARM_VISIBILITY_TIMEOUT={self.visibility_timeout}")
         if self.max_build_timeout < 1:
             out.append(f"FARM_MAX_BUILD_TIMEOUT={self.max_build_timeout} must be at least 1 s")
         return out

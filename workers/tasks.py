@@ -128,7 +128,7 @@ def _run(task: Task, job_id: str, ref: str, subject: dict[str, str], work: Work,
         exc.about(**subject)
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if exc.retryable and start.attempt <= settings.retries:
-            delay = settings.retry_backoff * 2 ** (start.attempt - 1)
+            delay = settings.retry_delay(start.attempt)
             if _end(store, job_id, owner, ref, "retrying", error=message, error_type=type(exc).__name__,
                     retryable=1):
                 log(f"farm: attempt {start.attempt} failed: {message}; retrying in {delay:.0f} s")

@@ -43,6 +43,20 @@ class Stack:
                 self._start(specs[name])
             if self._running(specs["docker"]) and self._running(specs["registry"]):
                 self._ensure_base_image(settings)
+        if _worker.running(self.paths):
+            self.start_worker()     # restarted if what the stack offers it changed (a new buildkitd)
+
+    def restart(self, service: str) -> None:
+        """Stop one running service and start it again (what a crash and a supervisor would do)."""
+        self._resolve([service])   # a known service, or a StackError naming the known ones
+        with self._locked():
+            spec = build_services(self.paths, self._settings())[service]
+            for unit in reversed(spec.units):
+                record = ProcessRecord.read(self.paths.pidfile(unit.name))
+                if record is not None:
+                    stop(record, timeout=unit.stop_timeout)
+                    self.paths.pidfile(unit.name).unlink(missing_ok=True)
+            self._start(spec)
 
     def start_worker(self) -> None:
         """The stack's own worker, consuming every platform queue (idempotent)."""

@@ -1,8 +1,13 @@
-"""The local stack's one build worker: a `farm worker` consuming every platform queue, so a demo
-works on one machine. Started and stopped by pid like the services."""
+"""The local stack's one build worker: a `farm worker` for every local platform in every mode the
+stack can build, so a demo works on one machine. Started and stopped by pid like the services.
+
+Its modes follow from the stack's environment (a buildkitd gives it cluster-buildkit): when `farm
+stack up` adds a service that changes that environment, the worker is restarted with it.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 
 from farm.broker import worker_argv
@@ -12,28 +17,50 @@ from farm.stack._state import StackPaths
 LOCAL_PLATFORMS = ("linux/amd64", "linux/arm64", "linux/arm/v7")
 CONCURRENCY = 2
 STOP_TIMEOUT = 60.0   # a warm shutdown: a running build finishes or is handed back
+# What the stack exports only when it runs the service behind it: the worker never inherits a stale
+# one from the shell that started it (a buildkitd of an earlier stack would give it a mode it lacks).
+OPTIONAL_VARS = ("BUILDKIT_HOST", "FARM_BUILDCTL", "KUBECONFIG")
 
 
-def _pidfile(paths: StackPaths) -> ProcessRecord | None:
+def _record(paths: StackPaths) -> ProcessRecord | None:
     return ProcessRecord.read(paths.pidfile("worker"))
 
 
+def _env_file(paths: StackPaths) -> os.PathLike[str]:
+    return paths.pids / "worker.env.json"
+
+
 def start(paths: StackPaths, env: dict[str, str]) -> None:
-    record = _pidfile(paths)
+    """Start the worker with the stack's `env`; one already running with another env is restarted."""
+    record = _record(paths)
     if record and record.alive():
-        return
+        try:
+            with open(_env_file(paths)) as f:
+                if json.load(f) == env:
+                    return
+        except (OSError, ValueError):
+            pass
+        stop_worker(paths)
     argv = worker_argv(LOCAL_PLATFORMS, (), CONCURRENCY)
-    record = spawn(argv, paths.log("worker"), env={**os.environ, **env})
+    inherited = {k: v for k, v in os.environ.items() if k not in OPTIONAL_VARS}
+    record = spawn(argv, paths.log("worker"), env={**inherited, **env})
     record.write(paths.pidfile("worker"))
+    with open(_env_file(paths), "w") as f:   # the stack's addresses, never a credential
+        json.dump(env, f)
+
+
+def running(paths: StackPaths) -> bool:
+    record = _record(paths)
+    return bool(record and record.alive())
 
 
 def stop_worker(paths: StackPaths) -> None:
-    record = _pidfile(paths)
+    record = _record(paths)
     if record:
         stop(record, timeout=STOP_TIMEOUT)
         paths.pidfile("worker").unlink(missing_ok=True)
 
 
 def status(paths: StackPaths) -> str:
-    record = _pidfile(paths)
+    record = _record(paths)
     return f"running (pid {record.pid})" if record and record.alive() else "stopped"
