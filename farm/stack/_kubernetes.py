@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import shutil
+import ssl
 import subprocess
 from dataclasses import asdict
 from pathlib import Path
@@ -55,7 +56,8 @@ def tokens(layout: kc.KubeLayout) -> kc.KubeTokens:
 def api_get(layout: kc.KubeLayout, token: str, path: str) -> tuple[int, Any] | None:
     """GET an API path as ``token``; (status, JSON body) or None when the API server is not answering."""
     try:
-        with httpx.Client(verify=str(layout.pki / "ca.crt"), timeout=3.0, trust_env=False) as client:
+        tls = ssl.create_default_context(cafile=str(layout.pki / "ca.crt"))
+        with httpx.Client(verify=tls, timeout=3.0, trust_env=False) as client:
             r = client.get(layout.apiserver_url + path, headers={"Authorization": f"Bearer {token}"})
     except httpx.HTTPError:
         return None

@@ -206,7 +206,7 @@ def kubelet_config(layout: KubeLayout) -> str:
         "failCgroupV1": False,  # 1.35 refuses cgroup v1 hosts otherwise
         "failSwapOn": False,
         "makeIPTablesUtilChains": False,  # else a KUBE-FIREWALL DROP rule lands in the host's chains
-        "podLogsDirectory": str(layout.pod_logs),
+        "podLogsDir": str(layout.pod_logs),
         "authentication": {
             "anonymous": {"enabled": False},
             "webhook": {"enabled": False},

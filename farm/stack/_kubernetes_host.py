@@ -147,7 +147,7 @@ def delete_link(name: str) -> None:
 
 def _hierarchies() -> list[Path]:
     try:
-        return [p for p in CGROUP_V1.iterdir() if p.is_dir() and not p.is_symlink() and p.name != "unified"]
+        return [p for p in CGROUP_V1.iterdir() if p.is_dir() and not p.is_symlink()]
     except OSError:
         return []
 
