@@ -15,7 +15,6 @@ import shutil
 import ssl
 import subprocess
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -70,7 +69,7 @@ def api_get(layout: kc.KubeLayout, token: str, path: str) -> tuple[int, Any] | N
 def https_ok(url: str) -> bool:
     """A control-plane component's /healthz (self-signed serving certificate)."""
     try:
-        with httpx.Client(verify=False, timeout=2.0, trust_env=False) as client:  # noqa: S501
+        with httpx.Client(verify=False, timeout=2.0, trust_env=False) as client:
             return client.get(url).status_code == 200
     except httpx.HTTPError:
         return False
@@ -166,14 +165,25 @@ def remove_pods(layout: kc.KubeLayout) -> None:
         _ctr(layout, "tasks", "kill", "--all", "--signal", "SIGKILL", task)
     for task in tasks:
         _ctr(layout, "tasks", "rm", "--force", task)
-    for container in _ctr(layout, "containers", "ls", "-q").stdout.split():
+    containers = _ctr(layout, "containers", "ls", "-q").stdout.split()
+    for container in containers:
         _ctr(layout, "containers", "rm", container)
+    host.forget_pods(containers, layout.pod_logs)
+
+
+def task_ids(layout: kc.KubeLayout) -> list[str]:
+    """Containers whose shim state is still in our run dir (their containerd or shim died)."""
+    try:
+        return [d.name for d in (layout.containerd_state / "io.containerd.runtime.v2.task" / "k8s.io").iterdir()]
+    except OSError:
+        return []
 
 
 def cleanup(layout: kc.KubeLayout) -> None:
     """After every unit stopped: what may still be left by a node that died, then the host changes."""
     host.kill_pids(host.shim_pids(layout.containerd_socket))
     problems = [f"cgroup {c}" for c in host.remove_cgroup_root(layout.cgroup_root)]
+    host.forget_pods(task_ids(layout), layout.pod_logs)
     problems += detach(mounts_under(layout.run, layout.containerd_root))
     problems += host.restore_host(layout.file("host.json"), layout.net.node_ip, layout.net.bridge)
     if problems:

@@ -357,7 +357,8 @@ def controller_manager_argv(layout: KubeLayout) -> tuple[str, ...]:
             f"--service-account-private-key-file={layout.pki / 'sa.key'}",
             f"--root-ca-file={layout.pki / 'ca.crt'}",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
-            "--allocate-node-cidrs=false", "--profiling=false")
+            "--allocate-node-cidrs=false", "--profiling=false",
+            f"--flex-volume-plugin-dir={layout.run / 'kcm-volume-plugins'}")  # else /usr/libexec/kubernetes
 
 
 def scheduler_argv(layout: KubeLayout) -> tuple[str, ...]:
@@ -381,4 +382,5 @@ def kubelet_argv(layout: KubeLayout) -> tuple[str, ...]:
             f"--cert-dir={layout.kubelet_root / 'pki'}",
             f"--hostname-override={layout.net.node_name}",
             f"--node-ip={layout.net.node_ip}",
+            f"--volume-plugin-dir={layout.run / 'volume-plugins'}",  # else /usr/libexec/kubernetes/...
             "--v=1")

@@ -22,10 +22,14 @@ from farm.stack._packages import _no_service_starts, search_path, which
 # The kubelet sets the first five (setupKernelTunables); the bridge plugin turns on ip_forward.
 SYSCTLS = ("vm.overcommit_memory", "vm.panic_on_oom", "kernel.panic", "kernel.panic_on_oops",
            "kernel.keys.root_maxkeys", "kernel.keys.root_maxbytes", "net.ipv4.ip_forward")
-# Hard-coded in the kubelet, whatever --root-dir says.
+# Hard-coded in the kubelet whatever --root-dir says (device plugins, container log symlinks), and
+# libcni's result cache, which containerd 1.6 does not let us move.
 KUBELET_GLOBAL = (Path("/var/lib/kubelet"), Path("/var/lib/kubelet/device-plugins"),
                   Path("/var/lib/kubelet/device-plugins/kubelet.sock"),
-                  Path("/var/lib/kubelet/device-plugins/kubelet_internal_checkpoint"))
+                  Path("/var/lib/kubelet/device-plugins/kubelet_internal_checkpoint"),
+                  Path("/var/log/containers"), Path("/var/lib/cni"), Path("/var/lib/cni/results"))
+CONTAINER_LOG_LINKS = Path("/var/log/containers")
+CNI_RESULTS = Path("/var/lib/cni/results")
 CGROUP_V1 = Path("/sys/fs/cgroup")
 # path that must exist -> Debian package providing it
 NODE_PACKAGES = {
@@ -105,7 +109,7 @@ def record_host(path: Path, node_ip: str) -> HostRecord:
 
 def restore_host(path: Path, node_ip: str, bridge: str) -> list[str]:
     """Undo what ``record_host`` noted and the node did; returns what could not be undone."""
-    problems = []
+    problems: list[str] = []
     delete_link(bridge)
     record = HostRecord.load(path)
     if record is None:
@@ -122,6 +126,21 @@ def restore_host(path: Path, node_ip: str, bridge: str) -> list[str]:
                 p.unlink()
     path.unlink(missing_ok=True)
     return problems
+
+
+def forget_pods(ids: list[str], pod_logs: Path) -> None:
+    """Drop what the kubelet and libcni keep outside our dirs about pods that were removed without
+    their help (a stopped kubelet, a CNI DEL that never ran): CNI results named
+    ``<network>-<sandbox id>-<ifname>`` and ``/var/log/containers`` links into our pod log dir."""
+    wanted = {f"-{i}-" for i in ids}
+    with contextlib.suppress(OSError):
+        for f in CNI_RESULTS.iterdir():
+            if any(w in f.name for w in wanted):
+                f.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        for link in CONTAINER_LOG_LINKS.iterdir():
+            if link.is_symlink() and Path(os.readlink(link)).is_relative_to(pod_logs):
+                link.unlink(missing_ok=True)
 
 
 # --- network ----------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ class CertSpec:
 
 
 def apiserver_sans(service_ip: str) -> tuple[str, ...]:
-    return (f"IP:127.0.0.1", f"IP:{service_ip}", "DNS:localhost", "DNS:kubernetes",
+    return ("IP:127.0.0.1", f"IP:{service_ip}", "DNS:localhost", "DNS:kubernetes",
             "DNS:kubernetes.default", "DNS:kubernetes.default.svc", "DNS:kubernetes.default.svc.cluster.local")
 
 

@@ -26,8 +26,7 @@ from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
 from kubernetes.config import new_client_from_config
 
-from farm.stack import Stack
-from farm.stack import _kaniko_image, _kubernetes_host
+from farm.stack import Stack, _kaniko_image, _kubernetes_host
 from farm.stack._kubernetes_configs import KubeLayout
 from farm.stack._mounts import mounts_under
 from farm.stack._process import ProcessRecord, port_free
@@ -36,6 +35,8 @@ from farm.stack._state import KUBE_PORTS, REGISTRY_USER, StackSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(3600)]
 NS = "farm-it"
+# Host paths a kubelet writes unless told otherwise (or whatever it is told): none may be left behind.
+HOST_PATHS = (*_kubernetes_host.KUBELET_GLOBAL, Path("/usr/libexec/kubernetes"), Path("/var/log/pods"))
 
 
 def free_port_block(n: int) -> int:
@@ -87,7 +88,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         mp.setenv("FARM_KUBE_PORT", str(free_port_block(KUBE_PORTS)))
         st = Stack(state)
         host_before = _kubernetes_host.read_sysctls()
-        globals_before = {str(p): os.path.lexists(p) for p in _kubernetes_host.KUBELET_GLOBAL}
+        globals_before = {str(p): os.path.lexists(p) for p in HOST_PATHS}
         st.up(["registry", "docker"])  # first, so the cluster's start is timed alone (binaries built)
         layout = KubeLayout.of(st.paths, StackSettings.load(st.paths.settings))  # type: ignore[arg-type]
         _kubernetes_buildable(st)
@@ -265,6 +266,6 @@ def test_down_leaves_nothing_behind(cluster: Cluster) -> None:
     assert not Path("/sys/class/net", layout.net.bridge).exists()
     assert not _kubernetes_host.lo_has(layout.net.node_ip)
     assert _kubernetes_host.read_sysctls() == cluster.host_before
-    assert {str(p): os.path.lexists(p) for p in _kubernetes_host.KUBELET_GLOBAL} == cluster.globals_before
+    assert {str(p): os.path.lexists(p) for p in HOST_PATHS} == cluster.globals_before
     assert st.status()["kubernetes"] == "stopped"
     assert "KUBECONFIG" not in st.env()

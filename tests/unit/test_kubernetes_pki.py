@@ -5,7 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from farm.stack._kubernetes_pki import (
-    CertSpec, ca_argv, cert_specs, csr_argv, extensions, key_argv, sa_pub_argv, sign_argv, subject,
+    CertSpec,
+    ca_argv,
+    cert_specs,
+    csr_argv,
+    extensions,
+    key_argv,
+    sa_pub_argv,
+    sign_argv,
+    subject,
 )
 
 PKI = Path("/pki")
