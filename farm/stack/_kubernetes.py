@@ -183,7 +183,10 @@ def cleanup(layout: kc.KubeLayout) -> None:
     """After every unit stopped: what may still be left by a node that died, then the host changes."""
     host.kill_pids(host.shim_pids(layout.containerd_socket))
     problems = [f"cgroup {c}" for c in host.remove_cgroup_root(layout.cgroup_root)]
-    host.forget_pods(task_ids(layout), layout.pod_logs)
+    ids = task_ids(layout)
+    host.forget_pods(ids, layout.pod_logs)
+    for sock in host.shim_sockets(layout.containerd_socket, "k8s.io", ids):
+        sock.unlink(missing_ok=True)
     problems += detach(mounts_under(layout.run, layout.containerd_root))
     problems += host.restore_host(layout.file("host.json"), layout.net.node_ip, layout.net.bridge)
     if problems:

@@ -298,6 +298,7 @@ def node_containerd_toml(layout: KubeLayout, runc: str, registry_password: str) 
         f"[{cri}.containerd.runtimes.runc.options]",
         "  SystemdCgroup = false",
         f"  BinaryName = {_q(runc)}",
+        f"  Root = {_q(layout.run / 'runc')}",  # runc's state; else /run/containerd/runc
         f"[{cri}.cni]",
         f"  bin_dir = {_q(CNI_BIN_DIR)}",
         f"  conf_dir = {_q(layout.cni_conf_dir)}",

@@ -7,6 +7,7 @@ dir (``/var/lib/kubelet/device-plugins``). Also the Debian packages a node needs
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -22,14 +23,16 @@ from farm.stack._packages import _no_service_starts, search_path, which
 # The kubelet sets the first five (setupKernelTunables); the bridge plugin turns on ip_forward.
 SYSCTLS = ("vm.overcommit_memory", "vm.panic_on_oom", "kernel.panic", "kernel.panic_on_oops",
            "kernel.keys.root_maxkeys", "kernel.keys.root_maxbytes", "net.ipv4.ip_forward")
-# Hard-coded in the kubelet whatever --root-dir says (device plugins, container log symlinks), and
-# libcni's result cache, which containerd 1.6 does not let us move.
-KUBELET_GLOBAL = (Path("/var/lib/kubelet"), Path("/var/lib/kubelet/device-plugins"),
-                  Path("/var/lib/kubelet/device-plugins/kubelet.sock"),
-                  Path("/var/lib/kubelet/device-plugins/kubelet_internal_checkpoint"),
-                  Path("/var/log/containers"), Path("/var/lib/cni"), Path("/var/lib/cni/results"))
+# Paths written whatever our config says: the kubelet's device plugins and container log links,
+# libcni's result cache, and containerd 1.6's shim sockets (/run/containerd/s/<sha256>).
+HOST_PATHS = (Path("/var/lib/kubelet"), Path("/var/lib/kubelet/device-plugins"),
+              Path("/var/lib/kubelet/device-plugins/kubelet.sock"),
+              Path("/var/lib/kubelet/device-plugins/kubelet_internal_checkpoint"),
+              Path("/var/log/containers"), Path("/var/lib/cni"), Path("/var/lib/cni/results"),
+              Path("/run/containerd"), Path("/run/containerd/s"))
 CONTAINER_LOG_LINKS = Path("/var/log/containers")
 CNI_RESULTS = Path("/var/lib/cni/results")
+SHIM_SOCKETS = Path("/run/containerd/s")
 CGROUP_V1 = Path("/sys/fs/cgroup")
 # path that must exist -> Debian package providing it
 NODE_PACKAGES = {
@@ -75,7 +78,7 @@ class HostRecord:
 
     sysctls: dict[str, str] = field(default_factory=dict)
     lo_address_added: bool = False
-    created: list[str] = field(default_factory=list)  # KUBELET_GLOBAL paths that did not exist
+    created: list[str] = field(default_factory=list)  # HOST_PATHS paths that did not exist
 
     @classmethod
     def load(cls, path: Path) -> HostRecord | None:
@@ -99,7 +102,7 @@ def record_host(path: Path, node_ip: str) -> HostRecord:
     record = HostRecord.load(path)
     if record is None:
         record = HostRecord(sysctls=read_sysctls(), lo_address_added=False,
-                            created=[str(p) for p in KUBELET_GLOBAL if not os.path.lexists(p)])
+                            created=[str(p) for p in HOST_PATHS if not os.path.lexists(p)])
     if not lo_has(node_ip):
         _ip("addr", "add", f"{node_ip}/32", "dev", "lo")
         record.lo_address_added = True
@@ -233,6 +236,13 @@ def shim_pids(containerd_socket: Path) -> list[int]:
         if argv and argv[0].endswith(b"containerd-shim-runc-v2") and wanted in argv:
             found.append(int(d.name))
     return found
+
+
+def shim_sockets(containerd_socket: Path, namespace: str, ids: list[str]) -> list[Path]:
+    """Where containerd 1.6 puts a sandbox's shim socket: /run/containerd/s/sha256(<address>/<ns>/<id>).
+    A shim that is killed leaves its socket behind."""
+    return [SHIM_SOCKETS / hashlib.sha256(f"{containerd_socket}/{namespace}/{i}".encode()).hexdigest()
+            for i in ids]
 
 
 def kill_pids(pids: list[int]) -> None:

@@ -13,6 +13,7 @@ import base64
 import json
 import os
 import random
+import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -36,7 +37,8 @@ from farm.stack._state import KUBE_PORTS, REGISTRY_USER, StackSettings
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(3600)]
 NS = "farm-it"
 # Host paths a kubelet writes unless told otherwise (or whatever it is told): none may be left behind.
-HOST_PATHS = (*_kubernetes_host.KUBELET_GLOBAL, Path("/usr/libexec/kubernetes"), Path("/var/log/pods"))
+HOST_PATHS = (*_kubernetes_host.HOST_PATHS, Path("/usr/libexec/kubernetes"), Path("/var/log/pods"),
+              Path("/run/containerd/runc"))
 
 
 def free_port_block(n: int) -> int:
@@ -247,17 +249,21 @@ def test_kaniko_executor_pod_builds_and_pushes_to_the_stack_registry(cluster: Cl
     assert cluster.core.read_namespaced_pod_log("run-built", NS) == f"{marker}\n"
 
 
-def test_down_leaves_nothing_behind(cluster: Cluster) -> None:
-    st, layout = cluster.stack, cluster.layout
-    cluster.core.create_namespaced_pod(NS, pod("sleeper", cluster.settings.base_image, ["sleep", "3600"]))
-    wait_for(lambda: cluster.core.read_namespaced_pod("sleeper", NS).status.phase == "Running", 60,
-             "a pod left running at `down`")
+def running_sleeper(cluster: Cluster, name: str) -> list[ProcessRecord]:
+    """A pod left running at `down`; returns the records of the stack's processes."""
+    st = cluster.stack
+    cluster.core.create_namespaced_pod(NS, pod(name, cluster.settings.base_image, ["sleep", "3600"]))
+    wait_for(lambda: cluster.core.read_namespaced_pod(name, NS).status.phase == "Running", 60,
+             f"pod {name} running")
     assert {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-containerd",
             "kubelet"} <= {f.stem for f in st.paths.pids.glob("*.pid")}
-    records = [r for f in st.paths.pids.glob("*.pid") if (r := ProcessRecord.read(f)) is not None]
-    assert _kubernetes_host.shim_pids(layout.containerd_socket)
-    assert _kubernetes_host.cgroup_pids(layout.cgroup_root)
-    st.down()
+    assert _kubernetes_host.shim_pids(cluster.layout.containerd_socket)
+    assert _kubernetes_host.cgroup_pids(cluster.layout.cgroup_root)
+    return [r for f in st.paths.pids.glob("*.pid") if (r := ProcessRecord.read(f)) is not None]
+
+
+def assert_host_restored(cluster: Cluster, records: list[ProcessRecord]) -> None:
+    st, layout = cluster.stack, cluster.layout
     assert not [r.pid for r in records if r.alive()]
     assert not _kubernetes_host.shim_pids(layout.containerd_socket)
     assert not _kubernetes_host.cgroup_pids(layout.cgroup_root)
@@ -269,3 +275,24 @@ def test_down_leaves_nothing_behind(cluster: Cluster) -> None:
     assert {str(p): os.path.lexists(p) for p in HOST_PATHS} == cluster.globals_before
     assert st.status()["kubernetes"] == "stopped"
     assert "KUBECONFIG" not in st.env()
+
+
+def test_down_leaves_nothing_behind(cluster: Cluster) -> None:
+    records = running_sleeper(cluster, "sleeper")
+    cluster.stack.down()
+    assert_host_restored(cluster, records)
+
+
+def test_down_after_the_node_crashed_leaves_nothing_behind(cluster: Cluster) -> None:
+    st = cluster.stack
+    start = time.monotonic()
+    st.up(["registry", "docker", "kubernetes"])  # warm: state, images and PKI are kept
+    print(f"\nkubernetes: warm restart to node Ready in {time.monotonic() - start:.1f}s")
+    records = running_sleeper(cluster, "crash-victim")
+    for unit in ("kubelet", "kube-containerd"):  # their pods' shims and processes live on
+        record = ProcessRecord.read(st.paths.pidfile(unit))
+        assert record is not None
+        os.kill(record.pid, signal.SIGKILL)
+    wait_for(lambda: st.status()["kubernetes"] == "stopped", 10, "the node to be seen down")
+    st.down()
+    assert_host_restored(cluster, records)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
 
 from farm.errors import StackError
-from farm.stack._kubernetes_host import KUBELET_GLOBAL, SYSCTLS, HostRecord, _sysctl_path
+from farm.stack._kubernetes_host import HOST_PATHS, SYSCTLS, HostRecord, _sysctl_path, shim_sockets
 
 
 def test_sysctl_names_map_to_proc_sys() -> None:
@@ -16,7 +17,7 @@ def test_sysctl_names_map_to_proc_sys() -> None:
 
 
 def test_the_device_plugin_socket_is_tracked() -> None:
-    assert Path("/var/lib/kubelet/device-plugins/kubelet.sock") in KUBELET_GLOBAL
+    assert Path("/var/lib/kubelet/device-plugins/kubelet.sock") in HOST_PATHS
 
 
 def test_host_record_round_trips(tmp_path: Path) -> None:
@@ -32,3 +33,9 @@ def test_corrupt_host_record_is_reported(tmp_path: Path) -> None:
     path.write_text("{}")
     with pytest.raises(StackError, match="corrupt"):
         HostRecord.load(path)
+
+
+def test_shim_socket_names_follow_containerd() -> None:
+    sock = shim_sockets(Path("/run/x/containerd.sock"), "k8s.io", ["abc"])[0]
+    assert sock.parent == Path("/run/containerd/s")
+    assert sock.name == hashlib.sha256(b"/run/x/containerd.sock/k8s.io/abc").hexdigest()
