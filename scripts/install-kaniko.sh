@@ -54,6 +54,7 @@ if [ ! -s "$ca_bundle" ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends ca-certificates
 fi
 
+command -v go >/dev/null 2>&1 || PATH="$PATH:/usr/local/go/bin"  # the toolchain's usual home
 command -v go >/dev/null 2>&1 || { log "go is not installed"; exit 1; }
 command -v python3 >/dev/null 2>&1 || { log "python3 is needed to read kaniko's go.mod"; exit 1; }
 export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"

@@ -58,7 +58,7 @@ def api_get(layout: kc.KubeLayout, token: str, path: str) -> tuple[int, Any] | N
         tls = ssl.create_default_context(cafile=str(layout.pki / "ca.crt"))
         with httpx.Client(verify=tls, timeout=3.0, trust_env=False) as client:
             r = client.get(layout.apiserver_url + path, headers={"Authorization": f"Bearer {token}"})
-    except httpx.HTTPError:
+    except (httpx.HTTPError, OSError):  # OSError: no CA yet
         return None
     try:
         return r.status_code, r.json()
