@@ -48,6 +48,7 @@ if k8s_warm && etcd_warm && pause_warm; then
     exit 0
 fi
 
+command -v go >/dev/null 2>&1 || PATH="$PATH:/usr/local/go/bin"  # the toolchain's usual home
 command -v go >/dev/null 2>&1 || { log "go is not installed"; exit 1; }
 export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
 export CGO_ENABLED=0
