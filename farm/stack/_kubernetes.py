@@ -149,10 +149,15 @@ def prepare(paths: StackPaths, settings: StackSettings, layout: kc.KubeLayout) -
 
 # --- stopping ---------------------------------------------------------------------------------
 
-def _ctr(layout: kc.KubeLayout, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([which("ctr") or "ctr", "--address", str(layout.containerd_socket),
-                           "--namespace", "k8s.io", *args],
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False, timeout=60)
+def _ctr(layout: kc.KubeLayout, *args: str) -> str:
+    """ctr's output, or "" if it fails or hangs: ``cleanup`` then kills what is left the hard way."""
+    argv = [which("ctr") or "ctr", "--address", str(layout.containerd_socket), "--namespace", "k8s.io", *args]
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False,
+                              timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return proc.stdout
 
 
 def remove_pods(layout: kc.KubeLayout) -> None:
@@ -160,12 +165,12 @@ def remove_pods(layout: kc.KubeLayout) -> None:
     sandbox, so their shims exit and containerd unmounts their root filesystems."""
     if not unix_answers(layout.containerd_socket):
         return
-    tasks = _ctr(layout, "tasks", "ls", "-q").stdout.split()
+    tasks = _ctr(layout, "tasks", "ls", "-q").split()
     for task in tasks:
         _ctr(layout, "tasks", "kill", "--all", "--signal", "SIGKILL", task)
     for task in tasks:
         _ctr(layout, "tasks", "rm", "--force", task)
-    containers = _ctr(layout, "containers", "ls", "-q").stdout.split()
+    containers = _ctr(layout, "containers", "ls", "-q").split()
     for container in containers:
         _ctr(layout, "containers", "rm", container)
     host.forget_pods(containers, layout.pod_logs)
