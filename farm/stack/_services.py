@@ -40,6 +40,7 @@ class Unit:
     env: dict[str, str] | None = None
     tcp_port: int | None = None
     unix_socket: Path | None = None
+    before_stop: Callable[[], None] | None = None  # run while this unit still runs, before SIGTERM
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class Service:
     binaries: tuple[str, ...]
     units: tuple[Unit, ...]
     prepare: Callable[[], None] = field(default=lambda: None)
+    cleanup: Callable[[], None] = field(default=lambda: None)  # after all units stopped: undo side effects
 
 
 # --- readiness probes -------------------------------------------------------------------------
@@ -158,9 +160,11 @@ def _htpasswd_current(paths: StackPaths, password: str) -> bool:
 
 def build_services(paths: StackPaths, settings: StackSettings) -> dict[str, Service]:
     """Every service this stack can run, in start order."""
+    from farm.stack._kubernetes import kubernetes_service  # it builds on this module's Service and probes
+
     return {s.name: s for s in (
         _redis(paths, settings), _registry(paths, settings), _docker(paths, settings),
-        _flower(paths, settings), _buildkitd(paths, settings),
+        _flower(paths, settings), _buildkitd(paths, settings), kubernetes_service(paths, settings),
     )}
 
 

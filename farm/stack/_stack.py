@@ -17,9 +17,10 @@ from farm.stack._process import ProcessRecord, port_free, spawn, stop, tail, wai
 from farm.stack._services import Service, Unit, build_services, buildkit_bin, registry_password, unix_answers
 from farm.stack._state import PORT_ENV, REGISTRY_USER, StackPaths, StackSettings, resolve_state_dir
 
-SERVICES: tuple[str, ...] = ("redis", "registry", "docker", "flower", "buildkitd")
+SERVICES: tuple[str, ...] = ("redis", "registry", "docker", "flower", "buildkitd", "kubernetes")
 DEFAULT_SERVICES: tuple[str, ...] = ("redis", "registry", "docker", "flower")
-NEEDS: dict[str, tuple[str, ...]] = {"flower": ("redis",)}  # started first, in SERVICES order
+# started first, in SERVICES order (kubernetes pushes its pause image with docker to the registry)
+NEEDS: dict[str, tuple[str, ...]] = {"flower": ("redis",), "kubernetes": ("registry", "docker")}
 
 
 class Stack:
@@ -74,15 +75,23 @@ class Stack:
             specs = build_services(self.paths, self._settings())
             stuck: list[str] = []
             for name in reversed(SERVICES):
+                stuck_before = len(stuck)
                 for unit in reversed(specs[name].units):
                     pidfile = self.paths.pidfile(unit.name)
                     record = ProcessRecord.read(pidfile)
                     if record is not None:
+                        if unit.before_stop is not None and record.alive():
+                            unit.before_stop()
                         stop(record, timeout=unit.stop_timeout)
                         if record.alive():
                             stuck.append(f"{unit.name} (pid {record.pid}, log {self.paths.log(unit.name)})")
                             continue
                     pidfile.unlink(missing_ok=True)
+                if len(stuck) == stuck_before:
+                    try:
+                        specs[name].cleanup()
+                    except StackError as exc:  # stop the other services all the same
+                        stuck.append(str(exc))
             if stuck:
                 raise StackError(f"could not stop {', '.join(stuck)}")
             self._release_mounts()
@@ -117,10 +126,12 @@ class Stack:
             "FARM_FLOWER_URL": f"http://127.0.0.1:{settings.flower_port}",
             "FARM_BASE_IMAGE": settings.base_image,
         }
-        buildkitd = build_services(self.paths, settings)["buildkitd"]
-        if self._running(buildkitd):
-            env["BUILDKIT_HOST"] = buildkitd.address
+        specs = build_services(self.paths, settings)
+        if self._running(specs["buildkitd"]):
+            env["BUILDKIT_HOST"] = specs["buildkitd"].address
             env["FARM_BUILDCTL"] = str(buildkit_bin("buildctl"))
+        if self._running(specs["kubernetes"]):
+            env["KUBECONFIG"] = str(self.paths.kubeconfig)
         return env
 
     def base_image(self) -> str:

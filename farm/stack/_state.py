@@ -16,8 +16,11 @@ from pathlib import Path
 
 from farm.errors import StackError
 
-DEFAULT_PORTS = {"redis": 6390, "registry": 5050, "flower": 5555}
-PORT_ENV = {"redis": "FARM_REDIS_PORT", "registry": "FARM_REGISTRY_PORT", "flower": "FARM_FLOWER_PORT"}
+# "kubernetes" is the first of a block of KUBE_PORTS ports (API server, etcd, kubelet, ...).
+DEFAULT_PORTS = {"redis": 6390, "registry": 5050, "flower": 5555, "kubernetes": 16443}
+PORT_ENV = {"redis": "FARM_REDIS_PORT", "registry": "FARM_REGISTRY_PORT", "flower": "FARM_FLOWER_PORT",
+            "kubernetes": "FARM_KUBE_PORT"}
+KUBE_PORTS = 8
 REGISTRY_USER = "farm"
 BASE_IMAGE_REPO = "library/busybox"
 BASE_IMAGE_TAG = "1.36"
@@ -128,6 +131,20 @@ class StackPaths:
     def config(self, name: str) -> Path:
         return self.state / "config" / name
 
+    # kubernetes: persistent parts (etcd, PKI, images) in the state dir; kubelet and the node's
+    # containerd state (sockets, netns mounts, pod dirs) under the short run dir.
+    @property
+    def kube_dir(self) -> Path:
+        return self.state / "kubernetes"
+
+    @property
+    def kube_run(self) -> Path:
+        return self.run / "k8s"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.kube_dir / "admin.kubeconfig"
+
 
 @dataclass(frozen=True)
 class StackSettings:
@@ -136,6 +153,7 @@ class StackSettings:
     redis_port: int
     registry_port: int
     flower_port: int
+    kube_port: int = DEFAULT_PORTS["kubernetes"]
 
     @classmethod
     def from_env(cls) -> StackSettings:
@@ -154,14 +172,20 @@ class StackSettings:
                 raise StackError(f"{var}={port} is out of range 1-65535")
             ports[service] = port
         if len(set(ports.values())) != len(ports):
-            raise StackError(f"redis, registry and flower need three different ports, got {ports}")
-        return cls(ports["redis"], ports["registry"], ports["flower"])
+            raise StackError(f"redis, registry, flower and kubernetes need different ports, got {ports}")
+        kube = range(ports["kubernetes"], ports["kubernetes"] + KUBE_PORTS)
+        clash = [s for s in ("redis", "registry", "flower") if ports[s] in kube]
+        if clash or kube.stop > 65536:
+            raise StackError(f"FARM_KUBE_PORT={ports['kubernetes']} needs {KUBE_PORTS} free ports "
+                             f"{kube.start}-{kube.stop - 1} clear of {', '.join(clash) or 'port 65535'}")
+        return cls(ports["redis"], ports["registry"], ports["flower"], ports["kubernetes"])
 
     @classmethod
     def load(cls, path: Path) -> StackSettings | None:
         try:
             data = json.loads(path.read_text())
-            return cls(int(data["redis_port"]), int(data["registry_port"]), int(data["flower_port"]))
+            return cls(int(data["redis_port"]), int(data["registry_port"]), int(data["flower_port"]),
+                       int(data.get("kube_port", DEFAULT_PORTS["kubernetes"])))
         except FileNotFoundError:
             return None
         except (ValueError, KeyError, TypeError) as exc:
@@ -174,7 +198,8 @@ class StackSettings:
         tmp.replace(path)
 
     def port(self, service: str) -> int:
-        return {"redis": self.redis_port, "registry": self.registry_port, "flower": self.flower_port}[service]
+        return {"redis": self.redis_port, "registry": self.registry_port, "flower": self.flower_port,
+                "kubernetes": self.kube_port}[service]
 
     @property
     def registry(self) -> str:
