@@ -9,24 +9,20 @@ ids, everything else is hashed here exactly like `git hash-object` (sha1 of "blo
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from farm.errors import ConfigError
+from farm.garden import action_version
 from farm.garden.files import Listing, gitignore_rules, gitignored, glob_match_any, list_files, match_any
 from farm.garden.models import BuildAction
 from farm.garden.project import Project
 
 NO_FILES_HASH = "0000000000"
-EXCLUDED_MARK = "!!!GARDEN-EXCLUDED!!!"
-_CONFIG_DROP = ("internal", "source", "include", "exclude", "description", "disabled", "variables",
-                "varfiles", "version")
 _ROOT_EXCLUDES = (".git", ".gitmodules", ".garden/**/*", "debug-info*/**")
 _CHUNK = 1 << 20
 
@@ -59,70 +55,25 @@ def hash_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _stable_json(value: Any) -> str:
-    return json.dumps(_normalise(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def _normalise(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer():
-        return int(value)  # JSON.stringify(1.0) is "1"
-    if isinstance(value, dict):
-        return {str(k): _normalise(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_normalise(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
-def _exclude_fields(config: Any, path: list[str | int]) -> None:
-    if not path or not isinstance(config, (dict, list)):
-        return
-    head, rest = path[0], path[1:]
-    if isinstance(config, dict):
-        keys = list(config) if head == "*" else [k for k in config if str(k) == str(head)]
-        for key in keys:
-            if rest:
-                _exclude_fields(config[key], rest)
-            else:
-                del config[key]
-    else:
-        indexes = range(len(config)) if head == "*" else [int(head)] if str(head).isdigit() else []
-        for i in sorted(indexes, reverse=True):
-            if i < len(config):
-                if rest:
-                    _exclude_fields(config[i], rest)
-                else:
-                    del config[i]
-
-
-def _exclude_values(value: Any, patterns: list[re.Pattern[str]]) -> Any:
-    if isinstance(value, str):
-        for rx in patterns:
-            value = rx.sub(EXCLUDED_MARK, value)
-        return value
-    if isinstance(value, dict):
-        return {k: _exclude_values(v, patterns) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_exclude_values(v, patterns) for v in value]
-    return value
-
-
 def config_version(build: BuildAction, project_exclude_values: tuple[str, ...] = ()) -> str:
-    """Hash of the action config minus the keys Garden leaves out, after excludeFields/excludeValues."""
-    config = json.loads(_stable_json({k: v for k, v in build.raw_config.items() if k not in _CONFIG_DROP}))
-    for field in build.version_config.exclude_fields:
-        _exclude_fields(config, field.split(".") if isinstance(field, str) else list(field))
-    patterns = []
-    for pattern in [*build.version_config.exclude_values, *project_exclude_values]:
-        try:
-            patterns.append(re.compile(pattern))
-        except re.error as exc:
-            raise ConfigError(f"version.excludeValues: bad regex {pattern!r}: {exc}",
-                              file=str(build.config_file)) from None
-    if patterns:
-        config = _exclude_values(config, patterns)
-    return "v-" + hashlib.sha256(_stable_json(config).encode()).hexdigest()[:10]
+    """Garden's configVersion: the validated action config (defaults filled in, dependencies as
+    objects), minus non-versioned keys, after excludeFields/excludeValues (farm.garden.action_version)."""
+    fields = [f.split(".") if isinstance(f, str) else list(f) for f in build.version_config.exclude_fields]
+    values = [*build.version_config.exclude_values, *project_exclude_values]
+    try:
+        return action_version.config_version(action_version.validated_build_config(build.raw_config),
+                                             fields, values)
+    except action_version.ActionConfigError as exc:
+        raise ConfigError(exc.message, file=str(build.config_file), field=exc.field) from None
+    except re.error as exc:
+        raise ConfigError(f"bad regex: {exc}", file=str(build.config_file),
+                          field="version.excludeValues") from None
+
+
+def excluded_dependencies(build: BuildAction) -> set[str]:
+    """`version.excludeDependencies` as Garden compares them: full keys (`build.base`)."""
+    return {action_version.reference_key(ref, f"version.excludeDependencies[{i}]")
+            for i, ref in enumerate(build.version_config.exclude_dependencies)}
 
 
 def _safe_link(path: Path, boundary: Path) -> bool:
@@ -271,10 +222,12 @@ def compute_versions(project: Project, listing: Listing | None = None) -> dict[s
                     rel = os.path.relpath(project.root / path, config_dir).replace(os.sep, "/")
                     entries.append((rel, blob[path]))
             chash = content_hash(entries)
-        excluded = {str(d).split(".", 1)[-1] if isinstance(d, str) else d.get("name")
-                    for d in build.version_config.exclude_dependencies}
+        try:
+            excluded = excluded_dependencies(build)
+        except action_version.ActionConfigError as exc:
+            raise ConfigError(exc.message, file=str(build.config_file), field=exc.field) from None
         deps = tuple(sorted((f"build.{d}", version_of(d, trail + (name,)).version_string)
-                            for d in build.dependencies if d in builds and d not in excluded))
+                            for d in build.dependencies if d in builds and f"build.{d}" not in excluded))
         cver = config_version(build, project.exclude_values)
         parts = [cver, chash] + [x for pair in deps for x in pair]
         full = hashlib.sha256(".".join(parts).encode()).hexdigest()
