@@ -34,6 +34,7 @@ name: bench
 environments: [{name: dev}]
 providers:
   - name: kubernetes
+    context: bench
     buildMode: local-docker
 """
 

@@ -27,6 +27,7 @@ environments:
   - name: prod
 providers:
   - name: kubernetes
+    context: test-context
     deploymentRegistry:
       hostname: reg.example.com
       namespace: ${environment.namespace}
