@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
 import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from farm.errors import ConfigError
-from farm.garden import action_version
+from farm.garden import action_version, globs
 from farm.garden.files import Listing, gitignore_rules, gitignored, glob_match_any, list_files, match_any
 from farm.garden.models import BuildAction
 from farm.garden.project import Project
@@ -92,10 +94,11 @@ class _Context:
 
 
 _GARDEN_DIR_EXCLUDE = "**/.garden/**/*"
+GitScanMode = Literal["repo", "subtree"]
 
 
 def _filter(build: BuildAction, at_root: bool) -> Callable[[str], bool]:
-    """Garden's include/exclude (GARDEN-SPEC §2.3), as its git handler applies them:
+    """`scan.git.mode: subtree`: Garden's include/exclude (GARDEN-SPEC §2.3) as git applies them:
     with includes, they are glob pathspecs and excludes are matched afterwards as globs;
     without, excludes are `git ls-files --exclude` patterns, i.e. gitignore rules."""
     include = build.include
@@ -108,7 +111,34 @@ def _filter(build: BuildAction, at_root: bool) -> Callable[[str], bool]:
     return lambda rel: not gitignored(rel, rules)
 
 
-def _select(build: BuildAction, project: Project, listing: Listing) -> _Context:
+def _normalise(pattern: str) -> str:
+    """Node's path.normalize for a relative pattern (`./a//b/` -> `a/b/`)."""
+    norm = posixpath.normpath(pattern)
+    return norm + "/" if pattern.endswith("/") and norm not in ("/", ".") else norm
+
+
+def _augment(patterns: list[str], source_dir: Path) -> list[str]:
+    """Garden's augmentGlobs: a plain pattern that names a directory covers everything below it."""
+    out = []
+    for pattern in patterns:
+        target = source_dir / pattern
+        if not globs.is_glob(pattern) and target.is_dir() and not target.is_symlink():
+            pattern = posixpath.normpath(posixpath.join(pattern, "**", "*"))
+        out.append(pattern)
+    return out
+
+
+def _repo_filter(build: BuildAction, at_root: bool) -> Callable[[str], bool]:
+    """Garden's default `scan.git.mode: repo`: one listing of the repository, then micromatch globs on
+    paths relative to the action (`core/src/vcs/git-repo.ts`). Unlike `subtree`, a plain exclude such
+    as `foo.txt` or `*.log` only matches at the top of the action directory."""
+    includes = _augment(build.include, build.source_dir) if build.include is not None else ["**/*"]
+    excludes = [*(build.exclude or []), *(_ROOT_EXCLUDES if at_root else ())]
+    excludes = [*_augment([_normalise(e) for e in excludes], build.source_dir), _GARDEN_DIR_EXCLUDE]
+    return lambda rel: globs.match_any(rel, includes) and not globs.match_any(rel, excludes)
+
+
+def _select(build: BuildAction, project: Project, listing: Listing, mode: GitScanMode = "repo") -> _Context:
     root = project.root
     try:
         prefix = build.source_dir.relative_to(root).as_posix()
@@ -118,7 +148,8 @@ def _select(build: BuildAction, project: Project, listing: Listing) -> _Context:
     prefix = "" if prefix == "." else prefix
     config_rel = build.config_file.relative_to(root).as_posix() if build.config_file.is_relative_to(
         root) else ""
-    keep = _filter(build, at_root=prefix == "" and build.include is None)
+    at_root = prefix == "" and build.include is None
+    keep = _repo_filter(build, at_root) if mode == "repo" else _filter(build, at_root)
     exclude_files = build.version_config.exclude_files
     files, hashed, skipped = [], [], []
     for path in listing.files:
@@ -140,12 +171,13 @@ def _select(build: BuildAction, project: Project, listing: Listing) -> _Context:
             continue  # deleted in the worktree
         else:
             is_link = os.path.islink(full)
-        # Garden ignores symlinks that are absolute or point outside the action's source directory.
-        if is_link and not _safe_link(full, build.source_dir):
+        # Garden ignores symlinks that are absolute or point outside the directory it scanned: the
+        # repository in repo mode (the farm lists the project root), the action's directory in subtree.
+        if is_link and not _safe_link(full, root if mode == "repo" else build.source_dir):
             skipped.append(rel)
             continue
         files.append(rel)
-        if not exclude_files or not match_any(rel, exclude_files):
+        if not exclude_files or not globs.match_any(rel, exclude_files):  # micromatch in both modes
             hashed.append(path)
     return _Context(tuple(files), tuple(hashed), tuple(skipped))
 
@@ -186,8 +218,11 @@ def content_hash(entries: list[tuple[str, str]]) -> str:
     return hashlib.sha256(joined.encode()).hexdigest()[:10]
 
 
-def compute_versions(project: Project, listing: Listing | None = None) -> dict[str, BuildVersion]:
-    """Versions of every Build in dependency order, from one listing of the project's files."""
+def compute_versions(project: Project, listing: Listing | None = None,
+                     git_scan_mode: GitScanMode | None = None) -> dict[str, BuildVersion]:
+    """Versions of every Build in dependency order, from one listing of the project's files.
+    `git_scan_mode` is the project's `scan.git.mode` (Garden's default: repo)."""
+    mode: GitScanMode = git_scan_mode or getattr(project, "git_scan_mode", None) or "repo"
     builds = project.builds
     needs_files = any(b.include != [] for b in builds.values())
     if listing is None and needs_files:
@@ -199,7 +234,7 @@ def compute_versions(project: Project, listing: Listing | None = None) -> dict[s
             contexts[name] = _Context((), (), ())
             continue
         assert listing is not None
-        contexts[name] = _select(build, project, listing)
+        contexts[name] = _select(build, project, listing, mode)
         all_hashed.update(contexts[name].hashed)
     blob = _hashes(sorted(all_hashed), project.root, listing) if listing else {}
 
