@@ -24,8 +24,9 @@ NON_VERSIONED = ("internal", "source", "include", "exclude", "description", "dis
 EXCLUDED_MARK = "!!!GARDEN-EXCLUDED!!!"
 DEFAULT_BUILD_TIMEOUT = 600
 ACTION_KINDS = ("Build", "Deploy", "Run", "Test")
+LOG_LEVELS = ("error", "warn", "info", "verbose", "debug", "silly", "silent")
 _IDENTIFIER = re.compile(r"^(?![0-9]+$)(?!.*-$)(?!-)[a-z0-9-]{1,63}$")
-_NUMERIC = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)(e[+-]?\d+)?\s*$", re.I)
+_NUMERIC = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)(e[+-]?\d+)?\s*$", re.IGNORECASE)
 
 
 class ActionConfigError(ValueError):
@@ -46,7 +47,7 @@ def parse_action_reference(ref: Any, field: str) -> dict[str, str]:
             return {"kind": parts[0].title(), "name": parts[1]}
     elif isinstance(ref, Mapping):
         kind, name = ref.get("kind"), ref.get("name")
-        if isinstance(kind, str) and kind in ACTION_KINDS and isinstance(name, str) and _IDENTIFIER.match(name):
+        if kind in ACTION_KINDS and isinstance(name, str) and _IDENTIFIER.match(name):
             return {"kind": kind, "name": name}
     raise ActionConfigError(f"invalid action reference {ref!r}: use <kind>.<name> (e.g. build.api) or "
                             "{kind: Build, name: api}", field)
@@ -131,6 +132,8 @@ def validated_build_config(raw: Mapping[str, Any]) -> dict[str, Any]:
                        for i, c in enumerate(_sparse(out.get("copyFrom", []), "copyFrom"))]
     if "environments" in out:
         out["environments"] = _sparse(out["environments"], "environments")
+    if "logLevel" in out and out["logLevel"] not in LOG_LEVELS:
+        raise ActionConfigError(f"must be one of [{', '.join(LOG_LEVELS)}]", "logLevel")
     out["spec"] = _spec(out.get("spec"))
     return out
 
@@ -168,7 +171,8 @@ def _excluded_field(exclude_fields: Sequence[Sequence[Any]]) -> Callable[[list[P
         for exclude in exclude_fields:
             if len(path) < len(exclude):
                 break  # Garden stops at the first longer exclude path (QUIRK kept: it changes the hash)
-            if all(i < len(exclude) and (_same(p, exclude[i]) or exclude[i] == "*") for i, p in enumerate(path)):
+            if all(i < len(exclude) and (_same(p, exclude[i]) or exclude[i] == "*")
+                   for i, p in enumerate(path)):
                 return False
         return True
     return keep

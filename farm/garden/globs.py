@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+
 def is_glob(pattern: str) -> bool:
     """is-glob (non-strict), which Garden uses to decide whether to expand a directory name."""
     unescaped = re.sub(r"\\.", "", pattern)
@@ -42,9 +43,10 @@ def _expand_braces(pattern: str) -> list[str]:
 def _split_options(body: str) -> list[str] | None:
     rng = re.fullmatch(r"(-?\d+)\.\.(-?\d+)|([a-zA-Z])\.\.([a-zA-Z])", body)
     if rng:
-        a, b = (int(rng.group(1)), int(rng.group(2))) if rng.group(1) else (ord(rng.group(3)), ord(rng.group(4)))
+        numeric = rng.group(1) is not None
+        a, b = (int(rng.group(1)), int(rng.group(2))) if numeric else (ord(rng.group(3)), ord(rng.group(4)))
         values = range(a, b + 1) if a <= b else range(a, b - 1, -1)
-        return [str(v) if rng.group(1) else chr(v) for v in values]
+        return [str(v) if numeric else chr(v) for v in values]
     parts, depth, cur = [], 0, ""
     for c in body:
         if c == "," and depth == 0:
@@ -122,7 +124,7 @@ def _regex(pattern: str) -> str:
 
 @lru_cache(maxsize=2048)
 def _compile(pattern: str) -> re.Pattern[str]:
-    pattern = pattern[2:] if pattern.startswith("./") else pattern
+    pattern = pattern.removeprefix("./")
     return re.compile("^(?:" + "|".join(_regex(p) for p in _expand_braces(pattern)) + ")$")
 
 

@@ -26,14 +26,14 @@ def is_primitive(value: Any) -> bool:
     return value is None or isinstance(value, (str, int, float, bool))
 
 
-def normalise_number(value: float | int) -> int | float:
+def normalise_number(value: float) -> int | float:
     """One JS number, two Python types: integral values within 2**53 become ints (1.0 -> 1)."""
     if isinstance(value, float) and value.is_integer() and abs(value) < _MAX_SAFE:
         return 0 if value == 0 else int(value)
     return value
 
 
-def number_string(value: float | int) -> str:
+def number_string(value: float) -> str:
     """`Number.prototype.toString()`: shortest round-trip digits, exponent only beyond 1e21 / 1e-7."""
     if isinstance(value, int):
         return str(value)

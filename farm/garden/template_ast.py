@@ -103,7 +103,7 @@ class If:
     other: Node | None
 
 
-Node = Union[Lit, Arr, Lookup, Call, Unary, Binary, Ternary, Format, Block, If]
+Node = Union[Lit, Arr, Lookup, Call, Unary, Binary, Ternary, Format, Block, If]  # noqa: UP007 - forward refs
 
 
 # The parser's flat output marks block boundaries; build_blocks() turns them into If nodes.
@@ -120,7 +120,7 @@ class EndIf:
     """`${endif}`."""
 
 
-Element = Union[Node, IfOpen, Else, EndIf]
+Element = Union[Node, IfOpen, Else, EndIf]  # noqa: UP007
 
 
 def build_blocks(elements: list[Element], source: str) -> Node:

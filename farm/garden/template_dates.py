@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 
 class DateError(Exception):
@@ -19,7 +19,8 @@ class DateError(Exception):
 
 
 _ISO = re.compile(r"^\s*([+-]\d{6}|\d{4})(?:-(\d\d)(?:-(\d\d))?)?"
-                  r"(?:[T ](\d\d):(\d\d)(?::(\d\d)(?:[.,](\d+))?)?)?\s*(Z|[+-]\d\d:?\d\d)?\s*$", re.I)
+                  r"(?:[T ](\d\d):(\d\d)(?::(\d\d)(?:[.,](\d+))?)?)?"
+                  r"\s*(Z|[+-]\d\d:?\d\d)?\s*$", re.IGNORECASE)
 
 
 def parse_date(text: str) -> datetime:
@@ -29,7 +30,7 @@ def parse_date(text: str) -> datetime:
     year, month, day, hour, minute, second, frac, zone = m.groups()
     try:
         stamp = datetime(int(year), int(month or 1), int(day or 1), int(hour or 0), int(minute or 0),
-                         int(second or 0), int((frac or "0")[:3].ljust(3, "0")) * 1000, tzinfo=timezone.utc)
+                         int(second or 0), int((frac or "0")[:3].ljust(3, "0")) * 1000, tzinfo=UTC)
     except ValueError:
         raise DateError("Invalid time value") from None
     if zone and zone.upper() != "Z":
@@ -49,7 +50,7 @@ def _make(year: int, month0: int, day: int, hour: int, minute: int, second: int,
     year += month0 // 12
     month0 %= 12
     try:
-        base = datetime(year, month0 + 1, 1, tzinfo=timezone.utc)
+        base = datetime(year, month0 + 1, 1, tzinfo=UTC)
     except ValueError:
         raise DateError("Invalid time value") from None
     return base + timedelta(days=day - 1, hours=hour, minutes=minute, seconds=second, milliseconds=ms)
@@ -90,7 +91,7 @@ def shift_date(date: str, amount: float, unit: str) -> str:
     return iso(d)
 
 
-_TOKEN = re.compile(r"[yYQqMLwIdDecihHKkms]o|(\w)\1*|''|'(?:''|[^'])+(?:'|$)|.", re.S)
+_TOKEN = re.compile(r"[yYQqMLwIdDecihHKkms]o|(\w)\1*|''|'(?:''|[^'])+(?:'|$)|.", re.DOTALL)
 _MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
            "October", "November", "December"]
 _DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
@@ -98,7 +99,7 @@ _DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Su
 
 def _token(tok: str, d: datetime) -> str:
     head, width = tok[0], len(tok)
-    pad = lambda v: str(v).zfill(width)  # noqa: E731
+    pad = lambda v: str(v).zfill(width)
     hour12 = d.hour % 12 or 12
     simple = {"y": lambda: str(d.year % 100).zfill(2) if width == 2 else pad(d.year),
               "d": lambda: pad(d.day), "H": lambda: pad(d.hour), "h": lambda: pad(hour12),
@@ -108,7 +109,8 @@ def _token(tok: str, d: datetime) -> str:
     if head in simple:
         return simple[head]()
     if head in "ML":
-        return pad(d.month) if width <= 2 else _MONTHS[d.month - 1][:3] if width == 3 else _MONTHS[d.month - 1]
+        name = _MONTHS[d.month - 1]
+        return pad(d.month) if width <= 2 else name[:3] if width == 3 else name
     if head == "E":
         return _DAYS[d.weekday()] if width == 4 else _DAYS[d.weekday()][:3]
     if head in "Xx":

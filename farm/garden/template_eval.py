@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from farm.garden import jsvalues as js
-from farm.garden.template_functions import ArgumentError, HelperError, call_helper
 from farm.garden.template_ast import (
     Arr,
     Binary,
@@ -25,10 +24,11 @@ from farm.garden.template_ast import (
     Lookup,
     Member,
     Node,
-    Ternary,
     TemplateError,
+    Ternary,
     Unary,
 )
+from farm.garden.template_functions import ArgumentError, HelperError, call_helper
 
 
 class _NotFound:
@@ -88,15 +88,16 @@ def lookup(context: Mapping[str, Any], keys: list[str | int], source: str, optio
             else:
                 available = [str(i) for i in range(len(value))]
             available = [k for k in available if not k.startswith("_") and k != js.key_string(key)]
-            raise MissingKey(f"Could not find key {key}{under}. Available keys: "
-                             f"{', '.join(available) if available else '(none)'}.", tuple(keys[:depth + 1]), source)
+            listed = ", ".join(available) if available else "(none)"
+            raise MissingKey(f"Could not find key {key}{under}. Available keys: {listed}.",
+                             tuple(keys[:depth + 1]), source)
         value = found
     return value
 
 
 def evaluate(node: Node, ctx: Mapping[str, Any], optional: bool = False, keep_escaping: bool = False) -> Any:
     """The node's value, or NOT_FOUND (only when `optional`). Errors carry the `${...}` at fault."""
-    ev = lambda n, opt=optional: evaluate(n, ctx, opt, keep_escaping)  # noqa: E731
+    ev = lambda n, opt=optional: evaluate(n, ctx, opt, keep_escaping)
     if isinstance(node, Lit):
         return node.value[1:] if node.escaped and not keep_escaping else node.value
     if isinstance(node, Format):
@@ -180,7 +181,9 @@ def _binary(node: Binary, ctx: Mapping[str, Any], optional: bool, keep: bool) ->
     if op in ("||", "&&"):
         left = evaluate(node.left, ctx, True, keep)
         if op == "||":
-            return left if left is not NOT_FOUND and js.truthy(left) else evaluate(node.right, ctx, optional, keep)
+            if left is not NOT_FOUND and js.truthy(left):
+                return left
+            return evaluate(node.right, ctx, optional, keep)
         if left is NOT_FOUND:
             return False
         if not js.truthy(left):

@@ -42,7 +42,7 @@ UNDEFINED: Any = object()  # an argument that was not passed
 # --- argument schemas (the Joi rules Garden declares) ---------------------------------------------
 
 Check = Callable[[Any], Any]
-_NUMERIC = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)(e[+-]?\d+)?\s*$", re.I)
+_NUMERIC = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)(e[+-]?\d+)?\s*$", re.IGNORECASE)
 
 
 def string(allow_empty: bool = False) -> Check:
@@ -189,7 +189,7 @@ def _typeof(v: Any) -> str:
 
 def _indent(text: str, spaces: Any) -> str:
     """indent-string: every line that is not blank."""
-    return re.sub(r"^(?!\s*$)", " " * int(spaces), text, flags=re.M)
+    return re.sub(r"^(?!\s*$)", " " * int(spaces), text, flags=re.MULTILINE)
 
 
 def _is_empty(value: Any = UNDEFINED) -> bool:
@@ -246,7 +246,8 @@ def _yaml_dump(value: Any) -> str:
 def _yaml_encode(value: Any, multi: Any = UNDEFINED) -> str:
     if multi is True:
         if not isinstance(value, list):
-            raise HelperError(f"yamlEncode: Set multiDocument=true but value is not an array (got {_typeof(value)})")
+            raise HelperError("yamlEncode: Set multiDocument=true but value is not an array "
+                              f"(got {_typeof(value)})")
         return "---" + "---".join(_yaml_dump(v) for v in value)
     return _yaml_dump(value)
 
@@ -301,7 +302,8 @@ HELPERS: dict[str, Helper] = {h.name: h for h in (
     Helper("string", (Arg("value", anything),), to_string),
     Helper("uuidv4", (), lambda: str(uuid.uuid4())),
     Helper("yamlDecode", (Arg("string", _S), Arg("multiDocument", boolean, required=False)), _yaml_decode),
-    Helper("yamlEncode", (Arg("value", anything), Arg("multiDocument", boolean, required=False)), _yaml_encode),
+    Helper("yamlEncode", (Arg("value", anything), Arg("multiDocument", boolean, required=False)),
+           _yaml_encode),
     Helper("formatDateUtc", (Arg("date", _S), Arg("format", _S)), _dates(dates.format_date)),
     Helper("shiftDateUtc", (Arg("date", _S), Arg("amount", number()), Arg("unit", _SHIFT_UNITS)),
            _dates(dates.shift_date)),
@@ -325,7 +327,8 @@ def call_helper(name: str, args: list[Any]) -> Any:
         value = args[i] if i < len(args) else UNDEFINED
         if value is UNDEFINED:
             if arg.required:
-                raise ArgumentError(f"Missing argument '{arg.name}' (at index {i}) for {name} helper function.")
+                raise ArgumentError(f"Missing argument '{arg.name}' (at index {i}) for {name} helper "
+                                    "function.")
         else:
             try:
                 value = arg.check(value)

@@ -15,7 +15,6 @@ from farm.garden import template_tokens as tok
 from farm.garden.template_ast import (
     Arr,
     Binary,
-    Block,
     Call,
     Element,
     Else,
@@ -26,8 +25,8 @@ from farm.garden.template_ast import (
     Lookup,
     Member,
     Node,
-    Ternary,
     TemplateError,
+    Ternary,
     Unary,
     build_blocks,
 )

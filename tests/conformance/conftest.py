@@ -12,6 +12,7 @@ import pytest
 from tests.conformance.garden import GARDEN_RELEASE
 from tests.conformance.not_applicable import NOT_APPLICABLE
 
+_garden_marks: dict[str, Any] = {}  # nodeid -> its `garden` marker
 _outcomes: dict[str, tuple[str, bool]] = {}  # nodeid -> (outcome, differs)
 
 
@@ -25,9 +26,6 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         return
     if report.when == "call" or (report.when == "setup" and not report.passed):
         _outcomes[report.nodeid] = (report.outcome, bool(marker.kwargs.get("differs")))
-
-
-_garden_marks: dict[str, Any] = {}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

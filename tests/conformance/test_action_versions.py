@@ -124,13 +124,14 @@ def test_replace_exclude_values(config: dict[str, Any], project: tuple[str, ...]
 INFO = GitInfo(branch="main", commit_hash="0" * 40)
 
 
-def project(tmp: Path, builds: list[dict[str, Any]], env: str = "dev") -> Any:
-    docs = [{"apiVersion": "garden.io/v1", "kind": "Project", "name": "p", "defaultEnvironment": env,
-             "environments": [{"name": "dev"}, {"name": "prod"}], "providers": [{"name": "kubernetes", "context": "c"}]}]
+def project(tmp: Path, builds: list[dict[str, Any]]) -> Any:
+    """Environment `dev` of a project with these container Builds, one directory each."""
+    (tmp / "project.garden.yml").write_text(json.dumps(
+        {"apiVersion": "garden.io/v1", "kind": "Project", "name": "p", "defaultEnvironment": "dev",
+         "environments": [{"name": "dev"}, {"name": "prod"}], "providers": [{"name": "kubernetes", "context": "c"}]}))
     for b in builds:
         (tmp / b["name"]).mkdir(parents=True, exist_ok=True)
         (tmp / b["name"] / "garden.yml").write_text(json.dumps({"kind": "Build", "type": "container", **b}))
-    (tmp / "project.garden.yml").write_text(json.dumps(docs[0]))
     return load_project(tmp, git=INFO)
 
 
@@ -166,7 +167,7 @@ def demo_copy(tmp: Path) -> Path:
     relative to each Build's config file, so any checkout of these files gives Garden's numbers."""
     root = tmp / "demo"
     shutil.copytree(DEMO, root)
-    run = lambda *a: subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *a],  # noqa: E731
+    run = lambda *a: subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *a],
                                     cwd=root, check=True, capture_output=True)
     run("init", "-q")
     run("add", "-A")
