@@ -138,7 +138,7 @@ def _repo_filter(build: BuildAction, at_root: bool) -> Callable[[str], bool]:
     return lambda rel: globs.match_any(rel, includes) and not globs.match_any(rel, excludes)
 
 
-def _select(build: BuildAction, project: Project, listing: Listing, mode: GitScanMode = "repo") -> _Context:
+def _select(build: BuildAction, project: Project, listing: Listing, scan_mode: GitScanMode = "repo") -> _Context:
     root = project.root
     try:
         prefix = build.source_dir.relative_to(root).as_posix()
@@ -149,7 +149,7 @@ def _select(build: BuildAction, project: Project, listing: Listing, mode: GitSca
     config_rel = build.config_file.relative_to(root).as_posix() if build.config_file.is_relative_to(
         root) else ""
     at_root = prefix == "" and build.include is None
-    keep = _repo_filter(build, at_root) if mode == "repo" else _filter(build, at_root)
+    keep = _repo_filter(build, at_root) if scan_mode == "repo" else _filter(build, at_root)
     exclude_files = build.version_config.exclude_files
     files, hashed, skipped = [], [], []
     for path in listing.files:
@@ -173,7 +173,7 @@ def _select(build: BuildAction, project: Project, listing: Listing, mode: GitSca
             is_link = os.path.islink(full)
         # Garden ignores symlinks that are absolute or point outside the directory it scanned: the
         # repository in repo mode (the farm lists the project root), the action's directory in subtree.
-        if is_link and not _safe_link(full, root if mode == "repo" else build.source_dir):
+        if is_link and not _safe_link(full, root if scan_mode == "repo" else build.source_dir):
             skipped.append(rel)
             continue
         files.append(rel)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import calendar
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 
@@ -99,9 +100,11 @@ _DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Su
 
 def _token(tok: str, d: datetime) -> str:
     head, width = tok[0], len(tok)
-    pad = lambda v: str(v).zfill(width)
+    def pad(v: int) -> str:
+        return str(v).zfill(width)
+
     hour12 = d.hour % 12 or 12
-    simple = {"y": lambda: str(d.year % 100).zfill(2) if width == 2 else pad(d.year),
+    simple: dict[str, Callable[[], str]] = {"y": lambda: str(d.year % 100).zfill(2) if width == 2 else pad(d.year),
               "d": lambda: pad(d.day), "H": lambda: pad(d.hour), "h": lambda: pad(hour12),
               "m": lambda: pad(d.minute), "s": lambda: pad(d.second),
               "S": lambda: f"{d.microsecond // 1000:03d}"[:width].ljust(width, "0"),

@@ -97,7 +97,9 @@ def lookup(context: Mapping[str, Any], keys: list[str | int], source: str, optio
 
 def evaluate(node: Node, ctx: Mapping[str, Any], optional: bool = False, keep_escaping: bool = False) -> Any:
     """The node's value, or NOT_FOUND (only when `optional`). Errors carry the `${...}` at fault."""
-    ev = lambda n, opt=optional: evaluate(n, ctx, opt, keep_escaping)
+    def ev(n: Node, opt: bool = optional) -> Any:
+        return evaluate(n, ctx, opt, keep_escaping)
+
     if isinstance(node, Lit):
         return node.value[1:] if node.escaped and not keep_escaping else node.value
     if isinstance(node, Format):

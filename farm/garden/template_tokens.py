@@ -113,7 +113,8 @@ def string(s: str, i: int) -> Scan:
     """A single- or double-quoted JavaScript string literal, escapes decoded."""
     if i >= len(s) or s[i] not in "'\"":
         return None
-    quote, j, out = s[i], i + 1, []
+    quote, j = s[i], i + 1
+    out: list[str] = []
     while j < len(s):
         c = s[j]
         if c == quote:

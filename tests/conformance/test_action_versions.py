@@ -167,7 +167,7 @@ def demo_copy(tmp: Path) -> Path:
     relative to each Build's config file, so any checkout of these files gives Garden's numbers."""
     root = tmp / "demo"
     shutil.copytree(DEMO, root)
-    run = lambda *a: subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *a],
+    run = lambda *a: subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *a],  # noqa: E731
                                     cwd=root, check=True, capture_output=True)
     run("init", "-q")
     run("add", "-A")

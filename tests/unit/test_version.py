@@ -262,3 +262,14 @@ def test_repo_scan_mode_excludes_plain_names_at_the_top_only(tmp_path: Path) -> 
     subtree = compute_versions(load_project(root, git=GIT), git_scan_mode="subtree")["api"].files
     assert "src/b.log" in repo and "src/tmp/y" in repo and "a.log" not in repo and "tmp/x" not in repo
     assert not any(f.endswith(".log") or "tmp/" in f for f in subtree)
+
+
+def test_symlinks_out_of_the_action_count_in_repo_mode(tmp_path: Path) -> None:
+    # Garden checks symlinks against the directory it scanned: the repository in repo mode.
+    root = make(tmp_path, git=False)
+    write(root, {"shared/lib.txt": "shared\n"})
+    os.symlink("../shared/lib.txt", root / "api/lib.txt")
+    git_init(root)
+    project = load_project(root, git=GIT)
+    assert "lib.txt" in compute_versions(project)["api"].files
+    assert compute_versions(project, git_scan_mode="subtree")["api"].skipped_symlinks == ("lib.txt",)
