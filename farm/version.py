@@ -2,8 +2,10 @@
 
     version = "v-" + sha256(configVersion . contentHash . dep1 . v1 ...)[:10]
 
-Files come from one git listing of the project; unmodified tracked files reuse git's index blob
-ids, everything else is hashed here exactly like `git hash-object` (sha1 of "blob <size>\\0" + data).
+Files come from one git listing of the project, filtered per Build as Garden's default
+`scan.git.mode: repo` does (or `subtree`, on request); unmodified tracked files reuse git's index
+blob ids, everything else is hashed here exactly like `git hash-object` (sha1 of "blob <size>\\0" +
+data). configVersion is Garden's rule, in farm.garden.action_version.
 """
 
 from __future__ import annotations
