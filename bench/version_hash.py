@@ -33,6 +33,7 @@ name: bench
 environments: [{name: dev}]
 providers:
   - name: kubernetes
+    context: bench
     buildMode: local-docker
 """
 

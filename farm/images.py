@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from farm.errors import ConfigError
 from farm.garden.models import BuildAction, CacheConfig, KubernetesProvider, RegistryConfig
 
 
@@ -44,13 +45,21 @@ class ImageId:
 
 
 def parse_image_id(image_id: str) -> ImageId:
-    """Garden's parsing: tag after the last ':' (not inside the host), then 1/2/3/>3 path parts."""
+    """Garden's parsing: tag after the last ':', then 1/2/3/>3 path parts; an empty id is an error.
+
+    Two Garden quirks fixed (tests/conformance/README.md): a ':' inside the host (`host:5000/ns/img`)
+    is not a tag separator, and a `@sha256:...` digest is dropped rather than read as a tag.
+    """
     name, tag = image_id, "latest"
     if "@" in name:
         name = name.split("@", 1)[0]
     head, sep, last = name.rpartition(":")
     if sep and "/" not in last:
-        name, tag = head, last
+        name, tag = head, last or "latest"
+        if not name:  # Garden reads ":x" as the repository "x"
+            name, tag = tag, "latest"
+    if not name:
+        raise ConfigError(f"Invalid container image tag: {image_id}")
     parts = name.split("/")
     if len(parts) == 1:
         return ImageId(None, None, parts[0], tag)

@@ -2,32 +2,31 @@
 
     version = "v-" + sha256(configVersion . contentHash . dep1 . v1 ...)[:10]
 
-Files come from one git listing of the project; unmodified tracked files reuse git's index blob
-ids, everything else is hashed here exactly like `git hash-object` (sha1 of "blob <size>\\0" + data).
+Files come from one git listing of the project, filtered per Build as Garden's default
+`scan.git.mode: repo` does (or `subtree`, on request); unmodified tracked files reuse git's index
+blob ids, everything else is hashed here exactly like `git hash-object` (sha1 of "blob <size>\\0" +
+data). configVersion is Garden's rule, in farm.garden.action_version.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
+import posixpath
 import re
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 from farm.errors import ConfigError
-from farm.garden import graph
+from farm.garden import action_version, globs, graph
 from farm.garden.files import Listing, gitignore_rules, gitignored, glob_match_any, list_files, match_any
 from farm.garden.models import BuildAction
 from farm.garden.project import Project
 
 NO_FILES_HASH = "0000000000"
-EXCLUDED_MARK = "!!!GARDEN-EXCLUDED!!!"
-_CONFIG_DROP = ("internal", "source", "include", "exclude", "description", "disabled", "variables",
-                "varfiles", "version")
 _ROOT_EXCLUDES = (".git", ".gitmodules", ".garden/**/*", "debug-info*/**")
 _CHUNK = 1 << 20
 
@@ -60,70 +59,25 @@ def hash_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _stable_json(value: Any) -> str:
-    return json.dumps(_normalise(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def _normalise(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer():
-        return int(value)  # JSON.stringify(1.0) is "1"
-    if isinstance(value, dict):
-        return {str(k): _normalise(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_normalise(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
-def _exclude_fields(config: Any, path: list[str | int]) -> None:
-    if not path or not isinstance(config, (dict, list)):
-        return
-    head, rest = path[0], path[1:]
-    if isinstance(config, dict):
-        keys = list(config) if head == "*" else [k for k in config if str(k) == str(head)]
-        for key in keys:
-            if rest:
-                _exclude_fields(config[key], rest)
-            else:
-                del config[key]
-    else:
-        indexes = range(len(config)) if head == "*" else [int(head)] if str(head).isdigit() else []
-        for i in sorted(indexes, reverse=True):
-            if i < len(config):
-                if rest:
-                    _exclude_fields(config[i], rest)
-                else:
-                    del config[i]
-
-
-def _exclude_values(value: Any, patterns: list[re.Pattern[str]]) -> Any:
-    if isinstance(value, str):
-        for rx in patterns:
-            value = rx.sub(EXCLUDED_MARK, value)
-        return value
-    if isinstance(value, dict):
-        return {k: _exclude_values(v, patterns) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_exclude_values(v, patterns) for v in value]
-    return value
-
-
 def config_version(build: BuildAction, project_exclude_values: tuple[str, ...] = ()) -> str:
-    """Hash of the action config minus the keys Garden leaves out, after excludeFields/excludeValues."""
-    config = json.loads(_stable_json({k: v for k, v in build.raw_config.items() if k not in _CONFIG_DROP}))
-    for field in build.version_config.exclude_fields:
-        _exclude_fields(config, list(field.split(".") if isinstance(field, str) else field))
-    patterns = []
-    for pattern in [*build.version_config.exclude_values, *project_exclude_values]:
-        try:
-            patterns.append(re.compile(pattern))
-        except re.error as exc:
-            raise ConfigError(f"version.excludeValues: bad regex {pattern!r}: {exc}",
-                              file=str(build.config_file)) from None
-    if patterns:
-        config = _exclude_values(config, patterns)
-    return "v-" + hashlib.sha256(_stable_json(config).encode()).hexdigest()[:10]
+    """Garden's configVersion: the validated action config (defaults filled in, dependencies as
+    objects), minus non-versioned keys, after excludeFields/excludeValues (farm.garden.action_version)."""
+    fields = [f.split(".") if isinstance(f, str) else list(f) for f in build.version_config.exclude_fields]
+    values = [*build.version_config.exclude_values, *project_exclude_values]
+    try:
+        return action_version.config_version(action_version.validated_build_config(build.raw_config),
+                                             fields, values)
+    except action_version.ActionConfigError as exc:
+        raise ConfigError(exc.message, file=str(build.config_file), field=exc.field) from None
+    except re.error as exc:
+        raise ConfigError(f"bad regex: {exc}", file=str(build.config_file),
+                          field="version.excludeValues") from None
+
+
+def excluded_dependencies(build: BuildAction) -> set[str]:
+    """`version.excludeDependencies` as Garden compares them: full keys (`build.base`)."""
+    return {action_version.reference_key(ref, f"version.excludeDependencies[{i}]")
+            for i, ref in enumerate(build.version_config.exclude_dependencies)}
 
 
 def _safe_link(path: Path, boundary: Path) -> bool:
@@ -142,10 +96,11 @@ class _Context:
 
 
 _GARDEN_DIR_EXCLUDE = "**/.garden/**/*"
+GitScanMode = Literal["repo", "subtree"]
 
 
 def _filter(build: BuildAction, at_root: bool) -> Callable[[str], bool]:
-    """Garden's include/exclude (GARDEN-SPEC §2.3), as its git handler applies them:
+    """`scan.git.mode: subtree`: Garden's include/exclude (GARDEN-SPEC §2.3) as git applies them:
     with includes, they are glob pathspecs and excludes are matched afterwards as globs;
     without, excludes are `git ls-files --exclude` patterns, i.e. gitignore rules."""
     include = build.include
@@ -158,7 +113,34 @@ def _filter(build: BuildAction, at_root: bool) -> Callable[[str], bool]:
     return lambda rel: not gitignored(rel, rules)
 
 
-def _select(build: BuildAction, project: Project, listing: Listing) -> _Context:
+def _normalise(pattern: str) -> str:
+    """Node's path.normalize for a relative pattern (`./a//b/` -> `a/b/`)."""
+    norm = posixpath.normpath(pattern)
+    return norm + "/" if pattern.endswith("/") and norm not in ("/", ".") else norm
+
+
+def _augment(patterns: list[str], source_dir: Path) -> list[str]:
+    """Garden's augmentGlobs: a plain pattern that names a directory covers everything below it."""
+    out = []
+    for pattern in patterns:
+        target = source_dir / pattern
+        if not globs.is_glob(pattern) and target.is_dir() and not target.is_symlink():
+            pattern = posixpath.normpath(posixpath.join(pattern, "**", "*"))
+        out.append(pattern)
+    return out
+
+
+def _repo_filter(build: BuildAction, at_root: bool) -> Callable[[str], bool]:
+    """Garden's default `scan.git.mode: repo`: one listing of the repository, then micromatch globs on
+    paths relative to the action (`core/src/vcs/git-repo.ts`). Unlike `subtree`, a plain exclude such
+    as `foo.txt` or `*.log` only matches at the top of the action directory."""
+    includes = _augment(build.include, build.source_dir) if build.include is not None else ["**/*"]
+    excludes = [*(build.exclude or []), *(_ROOT_EXCLUDES if at_root else ())]
+    excludes = [*_augment([_normalise(e) for e in excludes], build.source_dir), _GARDEN_DIR_EXCLUDE]
+    return lambda rel: globs.match_any(rel, includes) and not globs.match_any(rel, excludes)
+
+
+def _select(build: BuildAction, project: Project, listing: Listing, scan_mode: GitScanMode = "repo") -> _Context:
     root = project.root
     try:
         prefix = build.source_dir.relative_to(root).as_posix()
@@ -168,7 +150,8 @@ def _select(build: BuildAction, project: Project, listing: Listing) -> _Context:
     prefix = "" if prefix == "." else prefix
     config_rel = build.config_file.relative_to(root).as_posix() if build.config_file.is_relative_to(
         root) else ""
-    keep = _filter(build, at_root=prefix == "" and build.include is None)
+    at_root = prefix == "" and build.include is None
+    keep = _repo_filter(build, at_root) if scan_mode == "repo" else _filter(build, at_root)
     exclude_files = build.version_config.exclude_files
     files, hashed, skipped = [], [], []
     for path in listing.files:
@@ -190,12 +173,13 @@ def _select(build: BuildAction, project: Project, listing: Listing) -> _Context:
             continue  # deleted in the worktree
         else:
             is_link = os.path.islink(full)
-        # Garden ignores symlinks that are absolute or point outside the action's source directory.
-        if is_link and not _safe_link(full, build.source_dir):
+        # Garden ignores symlinks that are absolute or point outside the directory it scanned: the
+        # repository in repo mode (the farm lists the project root), the action's directory in subtree.
+        if is_link and not _safe_link(full, root if scan_mode == "repo" else build.source_dir):
             skipped.append(rel)
             continue
         files.append(rel)
-        if not exclude_files or not match_any(rel, exclude_files):
+        if not exclude_files or not globs.match_any(rel, exclude_files):  # micromatch in both modes
             hashed.append(path)
     return _Context(tuple(files), tuple(hashed), tuple(skipped))
 
@@ -236,12 +220,14 @@ def content_hash(entries: list[tuple[str, str]]) -> str:
     return hashlib.sha256(joined.encode()).hexdigest()[:10]
 
 
-def compute_versions(project: Project, known: Mapping[str, BuildVersion] | None = None
-                     ) -> dict[str, BuildVersion]:
+def compute_versions(project: Project, known: Mapping[str, BuildVersion] | None = None,
+                     git_scan_mode: GitScanMode | None = None) -> dict[str, BuildVersion]:
     """Versions of every Build in dependency order, from the project's one file listing.
 
     `known`: versions already computed (a Build's version depends only on it and its dependencies).
+    `git_scan_mode` is the project's `scan.git.mode` (Garden's default: repo).
     """
+    mode: GitScanMode = git_scan_mode or ("subtree" if project.git_scan_mode == "subtree" else "repo")
     versions: dict[str, BuildVersion] = {n: v for n, v in (known or {}).items() if n in project.builds}
     builds = project.builds
     try:
@@ -260,7 +246,7 @@ def compute_versions(project: Project, known: Mapping[str, BuildVersion] | None 
             contexts[name] = _Context((), (), ())
             continue
         assert listing is not None
-        contexts[name] = _select(build, project, listing)
+        contexts[name] = _select(build, project, listing, mode)
         all_hashed.update(contexts[name].hashed)
     blob = _hashes(sorted(all_hashed), project.root, listing) if listing else {}
 
@@ -279,10 +265,12 @@ def compute_versions(project: Project, known: Mapping[str, BuildVersion] | None 
                     rel = os.path.relpath(project.root / path, config_dir).replace(os.sep, "/")
                     entries.append((rel, blob[path]))
             chash = content_hash(entries)
-        excluded = {str(d).split(".", 1)[-1] if isinstance(d, str) else d.get("name")
-                    for d in build.version_config.exclude_dependencies}
+        try:
+            excluded = excluded_dependencies(build)
+        except action_version.ActionConfigError as exc:
+            raise ConfigError(exc.message, file=str(build.config_file), field=exc.field) from None
         deps = tuple(sorted((f"build.{d}", versions[d].version_string)
-                            for d in build.dependencies if d in builds and d not in excluded))
+                            for d in build.dependencies if d in builds and f"build.{d}" not in excluded))
         cver = config_version(build, project.exclude_values)
         parts = [cver, chash] + [x for pair in deps for x in pair]
         full = hashlib.sha256(".".join(parts).encode()).hexdigest()

@@ -22,7 +22,7 @@ _IGNORED_KINDS = ("Deploy", "Run", "Test", "Module", "Workflow", "ConfigTemplate
                   "Command", "Group", "Project")
 ACTION_KEYS = ("apiVersion", "kind", "type", "name", "description", "disabled", "environments",
                "dependencies", "include", "exclude", "source", "timeout", "variables", "varfiles",
-               "version", "spec", "allowPublish", "buildAtSource", "copyFrom", "internal")
+               "version", "spec", "allowPublish", "buildAtSource", "copyFrom", "internal", "logLevel")
 
 
 def _on_error(doc: Doc) -> Any:
@@ -142,7 +142,7 @@ def _one_build(doc: Doc, raw: dict[str, Any], root: Path, env_name: str, ctx: di
 
     fields = {k: v for k, v in resolved.items()
               if k not in ("kind", "apiVersion", "environments", "source", "varfiles", "internal",
-                           "dependencies", "disabled")}
+                           "dependencies", "disabled", "logLevel")}
     fields.update(configFile=doc.file, sourceDir=_source_dir(doc, resolved, root), dependencies=deps,
                   rawConfig=resolved)
     try:

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
 BuildMode = Literal["local-docker", "kaniko", "cluster-buildkit"]
@@ -212,7 +212,9 @@ class KubernetesProvider(Model):
     environments: list[str] | None = None
     dependencies: list[str] = Field(default_factory=list)
     build_mode: BuildMode = "local-docker"
-    context: str | None = None  # Garden requires it for deploys; the farm does not need it to build
+    # Garden's `kubernetes` provider schema requires it (`local-kubernetes` detects it); the farm refuses
+    # what Garden refuses, although it does not need a context to build.
+    context: str | None = Field(default=None, validate_default=True)
     kubeconfig: str | None = None
     kubectl_path: str | None = None
     namespace: NamespaceConfig | None = None
@@ -246,6 +248,13 @@ class KubernetesProvider(Model):
     @classmethod
     def _namespace_shorthand(cls, value: Any) -> Any:
         return {"name": value} if isinstance(value, str) else value
+
+    @field_validator("context")
+    @classmethod
+    def _context_required(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("name") == "kubernetes" and not value:
+            raise ValueError("context is required" if value is None else "context is not allowed to be empty")
+        return value
 
     @field_validator("util_image_registry_domain")
     @classmethod

@@ -49,6 +49,7 @@ class Project:
     provider_field: str = "providers[kubernetes]"
     exclude_values: tuple[str, ...] = ()  # excludeValuesFromActionVersions: regexes masked in config hashes
     listing: Listing | None = None        # the project's one file listing (git + dot-ignore files)
+    git_scan_mode: str = "repo"           # scan.git.mode: how excludes match (Garden 0.14's default: repo)
 
 
 # What `${actions.build.<name>.*}` resolves to, given the project so far and the Builds (with all
@@ -279,6 +280,10 @@ def _load(root: Path, env: str | None, git: GitInfo | None, check_registry: bool
         raise doc.error("must be a mapping with include / exclude", ("scan",))
     scan_include = _str_list(doc, scan["include"], ("scan", "include")) if "include" in scan else None
     scan_exclude = _str_list(doc, scan.get("exclude"), ("scan", "exclude"))
+    scan_git = scan.get("git") or {}
+    git_scan_mode = scan_git.get("mode", "repo") if isinstance(scan_git, dict) else None
+    if git_scan_mode not in ("repo", "subtree"):
+        raise doc.error("must be repo or subtree", ("scan", "git", "mode"))
 
     providers = _providers_for(doc, data, env_index, env_cfg, env_name)
     provider, provider_path = _load_provider(doc, providers, full_ctx, env_name, name, namespace, problems)
@@ -296,7 +301,7 @@ def _load(root: Path, env: str | None, git: GitInfo | None, check_registry: bool
         dot_ignore_file=dot_ignore, scan_include=scan_include, scan_exclude=scan_exclude, git=git,
         provider_line=(str(doc.file), doc.line_of(provider_path)) if provider_path else None,
         provider_field=field_path(provider_path) if provider_path else "providers[kubernetes]",
-        exclude_values=exclude_values, listing=listing)
+        exclude_values=exclude_values, listing=listing, git_scan_mode=git_scan_mode)
     actions = None if resolve_actions is None else (
         lambda subset: resolve_actions(replace(project, builds=subset), subset))
     project = replace(project, builds=load_builds(files, root, env_name, full_ctx, problems, actions))

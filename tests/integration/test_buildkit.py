@@ -174,7 +174,7 @@ def test_multistage_scratch_build_is_pushed(tmp_path: Path, fresh_daemon, regist
     # the default cache, resolved by the producer for this registry
     hostname, port = registry.host.split(":")
     deployment_registry = {"hostname": hostname, "port": int(port), "namespace": NS, "insecure": True}
-    provider = KubernetesProvider.model_validate({"buildMode": "cluster-buildkit",
+    provider = KubernetesProvider.model_validate({"context": "c", "buildMode": "cluster-buildkit",
                                                   "deploymentRegistry": deployment_registry})
     action = BuildAction.model_validate({"name": "multistage", "configFile": ctx / "garden.yml",
                                          "sourceDir": ctx, "spec": {}})

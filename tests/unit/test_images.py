@@ -14,7 +14,7 @@ def build(name: str = "api", **spec: object) -> BuildAction:
 
 
 def provider(**registry: object) -> KubernetesProvider:
-    return KubernetesProvider.model_validate({"deploymentRegistry": registry} if registry else {})
+    return KubernetesProvider.model_validate({"context": "c", **({"deploymentRegistry": registry} if registry else {})})
 
 
 def test_spec_example() -> None:
@@ -64,7 +64,7 @@ def test_build_args() -> None:
 
 
 def buildkit(cache: list[dict[str, object]] | None = None, **registry: object) -> KubernetesProvider:
-    cfg: dict[str, object] = {"buildMode": "cluster-buildkit", "deploymentRegistry": registry}
+    cfg: dict[str, object] = {"context": "c", "buildMode": "cluster-buildkit", "deploymentRegistry": registry}
     if cache is not None:
         cfg["clusterBuildkit"] = {"cache": cache}
     return KubernetesProvider.model_validate(cfg)

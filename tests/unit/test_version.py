@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from farm.errors import ConfigError
 from farm.garden import load_project
+from farm.garden.action_version import EXCLUDED_MARK, replace_exclude_values
 from farm.version import BuildVersion, compute_versions, git_blob_hash, hash_file
 from tests.unit.garden.helpers import GIT, PROJECT, commit_all, git_init, write
 
@@ -194,3 +196,80 @@ def test_entries_follow_absolute_path_order(tmp_path: Path) -> None:
     entries = [("Dockerfile", git_blob_hash(b"FROM scratch\n")), ("x.txt", git_blob_hash(b"x")),
                ("../zzz.txt", git_blob_hash(b"top"))]
     assert v.content_hash == hashlib.sha256(".".join(f"{p}-{h}" for p, h in entries).encode()).hexdigest()[:10]
+
+
+# --- the config hash as Garden computes it (farm.garden.action_version) ------------------------
+
+def config_of(tmp_path: Path, extra: str) -> str:
+    root = make(tmp_path)
+    write(root, {"api/garden.yml": API + extra})
+    return versions(root)["api"].config_version
+
+
+def test_validated_config_is_hashed(tmp_path: Path) -> None:
+    base = config_of(tmp_path / "a", "")
+    # Defaults written out, or in another spelling Garden's schema converts, hash the same.
+    assert config_of(tmp_path / "b", "timeout: '600'\nallowPublish: 'true'\napiVersion: garden.io/v0\n") == base
+    assert config_of(tmp_path / "c", "logLevel: debug\n") != base  # not a non-versioned key in Garden
+
+
+def test_secrets_are_redacted_in_the_hash(tmp_path: Path) -> None:
+    without = config_of(tmp_path / "a", "")
+    root = make(tmp_path / "b")
+    secret = 'buildArgs: {A: "1"}\n  secrets: {t: %s}'
+    write(root, {"api/garden.yml": API.replace('buildArgs: {A: "1"}', secret % "one")})
+    one = versions(root)["api"].config_version
+    write(root, {"api/garden.yml": API.replace('buildArgs: {A: "1"}', secret % "two")})
+    assert versions(root)["api"].config_version == one != without  # Garden hashes each value as "***"
+
+
+def test_exclude_values_first_matching_pattern_only(tmp_path: Path) -> None:
+    # Garden replaces with the first pattern that matches a value and stops there.
+    out = replace_exclude_values({"spec": {"h": "a.b"}}, [], ["a", "b"])
+    assert out["spec"]["h"] == f"{EXCLUDED_MARK}.b"
+
+
+def test_exclude_fields_stop_at_a_longer_path(tmp_path: Path) -> None:
+    # Garden's loop `break`s at the first exclude path longer than the current one (kept: it is in the hash).
+    config = {"spec": {"a": {"b": 1}, "c": 2}}
+    assert replace_exclude_values(config, [["spec", "a", "b"], ["spec", "c"]], []) == {"spec": {"a": {}, "c": 2}}
+    assert replace_exclude_values(config, [["spec", "c"], ["spec", "a", "b"]], []) == {"spec": {"a": {}}}
+
+
+def test_exclude_dependencies_compare_full_keys(tmp_path: Path) -> None:
+    root = make(tmp_path)
+    write(root, {"api/garden.yml": API + "version:\n  excludeDependencies: [build.base]\n"})
+    assert versions(root)["api"].dependencies == ()
+    write(root, {"api/garden.yml": API + "version:\n  excludeDependencies: [base]\n"})
+    with pytest.raises(ConfigError, match="invalid action reference") as err:
+        versions(root)
+    assert err.value.field == "version.excludeDependencies[0]"
+
+
+def test_action_api_version_must_be_v0(tmp_path: Path) -> None:
+    root = make(tmp_path)
+    write(root, {"api/garden.yml": API + "apiVersion: garden.io/v1\n"})
+    with pytest.raises(ConfigError, match="garden.io/v0") as err:
+        versions(root)
+    assert err.value.field == "apiVersion"
+
+
+def test_repo_scan_mode_excludes_plain_names_at_the_top_only(tmp_path: Path) -> None:
+    root = make(tmp_path)
+    write(root, {"api/garden.yml": API + "exclude: ['*.log', tmp]\n", "api/a.log": "1", "api/src/b.log": "2",
+                 "api/tmp/x": "3", "api/src/tmp/y": "4"})
+    repo = compute_versions(load_project(root, git=GIT))["api"].files
+    subtree = compute_versions(load_project(root, git=GIT), git_scan_mode="subtree")["api"].files
+    assert "src/b.log" in repo and "src/tmp/y" in repo and "a.log" not in repo and "tmp/x" not in repo
+    assert not any(f.endswith(".log") or "tmp/" in f for f in subtree)
+
+
+def test_symlinks_out_of_the_action_count_in_repo_mode(tmp_path: Path) -> None:
+    # Garden checks symlinks against the directory it scanned: the repository in repo mode.
+    root = make(tmp_path, git=False)
+    write(root, {"shared/lib.txt": "shared\n"})
+    os.symlink("../shared/lib.txt", root / "api/lib.txt")
+    git_init(root)
+    project = load_project(root, git=GIT)
+    assert "lib.txt" in compute_versions(project)["api"].files
+    assert compute_versions(project, git_scan_mode="subtree")["api"].skipped_symlinks == ("lib.txt",)

@@ -88,7 +88,7 @@ def test_broken_yaml_in_a_real_process(tmp_path: Path) -> None:
 
 def test_validate_checks_every_environment(tmp_path: Path) -> None:
     text = PROJECT.replace("  - name: kubernetes\n", "  - name: kubernetes\n    environments: [dev]\n") + \
-        "  - name: kubernetes\n    environments: [ci]\n    buildMode: kaniko\n"
+        "  - name: kubernetes\n    environments: [ci]\n    context: c\n    buildMode: kaniko\n"
     write(tmp_path, {"project.garden.yml": text})
     res = run("validate", "--project", str(tmp_path))
     assert res.exit_code == 2 and "needs a deploymentRegistry" in res.output

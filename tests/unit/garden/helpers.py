@@ -25,6 +25,7 @@ providers:
     deploymentRegistry:
       hostname: registry.example.com
       namespace: team
+    context: test-context
 """
 
 

@@ -84,12 +84,13 @@ def test_unknown_provider_key_suggests(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load(tmp_path)
     assert err.value.field == "providers[0].clusterBuildkit.rootles"
-    assert err.value.line == 16
+    assert err.value.line == 17  # PROJECT ends with its context line
     assert "did you mean 'rootless'" in err.value.message
 
 
 def test_in_cluster_mode_needs_registry(tmp_path: Path) -> None:
-    text = "kind: Project\nname: p\nenvironments: [{name: dev}]\nproviders:\n  - name: kubernetes\n    buildMode: kaniko\n"
+    text = ("kind: Project\nname: p\nenvironments: [{name: dev}]\nproviders:\n  - name: kubernetes\n    context: c\n"
+            "    buildMode: kaniko\n")
     write(tmp_path, {"project.garden.yml": text})
     with pytest.raises(ConfigError, match="needs a deploymentRegistry") as err:
         load(tmp_path)
@@ -202,7 +203,7 @@ def test_bad_secret_and_platform(tmp_path: Path) -> None:
 
 def test_registry_error_names_the_provider_field(tmp_path: Path) -> None:
     text = ("kind: Project\nname: p\nenvironments:\n  - name: dev\n    providers:\n      - name: kubernetes\n"
-            "        buildMode: cluster-buildkit\n")
+            "        context: c\n        buildMode: cluster-buildkit\n")
     write(tmp_path, {"project.garden.yml": text})
     with pytest.raises(ConfigError) as err:
         load(tmp_path)

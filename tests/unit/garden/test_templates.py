@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 
-from farm.garden.templates import OMIT, TemplateError, resolve, resolve_string
+from farm.garden.templates import TemplateError, resolve, resolve_string
 
 CTX: dict[str, Any] = {
     "var": {"name": "app", "n": 3, "flag": True, "list": ["a", "b"], "nested": {"k": "v"}, "empty": ""},
@@ -51,24 +52,35 @@ def test_branch_cache_tag_from_the_seed_guide() -> None:
 
 
 @pytest.mark.parametrize("text,message", [
-    ("${var.nope}", "could not find key var.nope"),
-    ("${nope.x}", "could not find key nope"),
-    ("${frobnicate(1)}", "unknown function 'frobnicate'"),
-    ("${var.name", "unclosed"),
-    ("${var.name +}", "unexpected"),
-    ("${}", "empty template"),
-    ("${lower(1)}", "needs a string"),
-    ("a ${var.list} b", "cannot be put inside a string"),
+    ("${var.nope}", "Could not find key nope under var. Available keys: name, n, flag"),
+    ("${nope.x}", "Could not find key nope. Available keys: var, environment"),
+    ("${frobnicate(1)}", "Could not find helper function 'frobnicate'"),
+    ("${var.name", "Unable to parse as valid template string"),
+    ("${var.name +}", "Unable to parse as valid template string"),
+    ("${}", "Unable to parse as valid template string"),
+    ("${lower(1)}", "Error validating argument 'string' for lower helper function:\n\nvalue must be a string"),
+    ("${var.nope}?", "Could not find key nope"),  # Garden 0.14: `?` is a plain character
 ])
 def test_errors(text: str, message: str) -> None:
-    with pytest.raises(TemplateError, match=message):
+    with pytest.raises(TemplateError, match=re.escape(message)) as err:
         resolve_string(text, CTX)
+    assert str(err.value).startswith(f"Invalid template string ({text}): ")
 
 
-def test_optional_suffix_drops_field() -> None:
-    assert resolve_string("${var.nope}?", CTX) is OMIT
-    data = {"a": "${var.nope}?", "b": "${var.name}"}
-    assert resolve(data, CTX, lambda e, p: ValueError(str(p))) == {"b": "app"}
+def test_question_mark_is_plain_text() -> None:
+    assert resolve_string("${var.name}?", CTX) == "app?"
+    with pytest.raises(ValueError, match=r"\('a',\)"):
+        resolve({"a": "${var.nope}?", "b": "${var.name}"}, CTX, lambda e, p: ValueError(str(p)))
+
+
+def test_collections_inside_strings_render_like_javascript() -> None:
+    assert resolve_string("a ${var.list} b", CTX) == "a a,b b"
+    assert resolve_string("a ${var.nested} b", CTX) == "a [object Object] b"
+
+
+def test_if_without_else_leaves_the_key_out() -> None:
+    data = {"keep": 1, "drop": {"$if": "${var.n == 4}", "$then": 2}, "list": [{"$if": False, "$then": 1}]}
+    assert resolve(data, CTX, lambda e, p: ValueError(str(e))) == {"keep": 1, "list": [None]}
 
 
 def test_resolve_reports_path() -> None:

@@ -28,6 +28,7 @@ environments:
   - name: prod
 providers:
   - name: kubernetes
+    context: test-context
     deploymentRegistry:
       hostname: reg.example.com
       namespace: ${environment.namespace}
@@ -103,7 +104,8 @@ def test_unknown_variable_names_file_line_and_expression(tmp_path: Path) -> None
 
 
 def test_unknown_function(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"unknown function 'snakeCase'.*\$\{snakeCase\(git.branch\)\}"):
+    with pytest.raises(ConfigError,
+                       match=r"Could not find helper function 'snakeCase'.*\$\{snakeCase\(git.branch\)\}"):
         project(tmp_path, **{"api/garden.yml": BUILD + "    B: ${snakeCase(git.branch)}\n"})
 
 

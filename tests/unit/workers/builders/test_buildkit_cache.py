@@ -33,7 +33,7 @@ def flags(tmp_path: Path, hostname: str, cache: Sequence[Mapping[str, object]] |
     registry: dict[str, object] = {"hostname": hostname, "namespace": namespace, "insecure": insecure}
     if port is not None:
         registry["port"] = port
-    provider: dict[str, object] = {"name": "kubernetes", "buildMode": "cluster-buildkit",
+    provider: dict[str, object] = {"name": "kubernetes", "context": "c", "buildMode": "cluster-buildkit",
                                    "deploymentRegistry": registry}
     if cache is not None:
         provider["clusterBuildkit"] = {"cache": list(cache)}
