@@ -129,12 +129,24 @@ class RegistryClient:
         location = resp.headers["Location"]
         return location if location.startswith("http") else self.base + location
 
+    def push_blob(self, repository: str, data: bytes) -> str:
+        """Upload a blob in one request (monolithic upload); returns its digest."""
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        location = self.start_upload(repository)
+        url = httpx.URL(location).copy_merge_params({"digest": digest})
+        resp = self._request("PUT", str(url), repository, PUSH,
+                             headers={"Content-Type": "application/octet-stream"}, content=data)
+        self._check(resp, repository, PUSH)
+        return digest
+
     def cancel_upload(self, repository: str, location: str) -> None:
-        """Cancel an upload session; registries that cannot (404, 405) let it expire by itself."""
-        resp = self._request("DELETE", location, repository, PUSH)
-        if resp.status_code >= 500:
-            raise RegistryError(f"registry {self.host} answered HTTP {resp.status_code} cancelling an upload",
-                                retryable=True)
+        """Cancel an upload session, best effort: Distribution wants the `delete` action for it, and
+        a session left open expires by itself (uploadpurging), so a refusal is not an error."""
+        _, auth = self._auth_for(repository, PUSH)
+        try:
+            self._http.request("DELETE", location, headers=auth)
+        except httpx.HTTPError:
+            pass
 
     # -- transport and auth --------------------------------------------------------------------
 
@@ -144,14 +156,20 @@ class RegistryClient:
         try:
             sent, auth = self._auth_for(repository, actions)
             resp = self._http.request(method, url, headers={**(headers or {}), **auth}, content=content)
-            if resp.status_code == 401 and "WWW-Authenticate" in resp.headers:
+            fetched = 0
+            # A challenge: authenticate. A token refused as invalid (expired by the registry's clock,
+            # a rotated key) is dropped and taken once more; any other refusal is final.
+            while resp.status_code == 401 and "WWW-Authenticate" in resp.headers and fetched < 2:
                 self._challenge = _parse_challenge(resp.headers["WWW-Authenticate"])
-                if sent is not None:    # a cached token the registry no longer takes: ask for a new one
+                if sent is not None:
                     TOKENS.drop(self._token_key(repository), sent)
+                if fetched and self._challenge[1].get("error") != "invalid_token":
+                    break
                 sent, auth = self._authenticate(repository, actions)
+                fetched += 1
                 resp = self._http.request(method, url, headers={**(headers or {}), **auth}, content=content)
-                if resp.status_code == 401:
-                    self._refused(resp, repository, actions, sent)
+            if resp.status_code == 401 and fetched:
+                self._refused(resp, repository, actions, sent)
         except httpx.HTTPError as exc:
             raise RegistryError(f"registry {self.host} is unreachable: {_reason(exc)}", retryable=True) from exc
         return resp
@@ -185,6 +203,9 @@ class RegistryClient:
             return None, {"Authorization": "Basic " + _basic(creds)}
         if scheme != "bearer" or "realm" not in params:
             raise RegistryAuthError(f"registry {self.host} asked for unsupported auth '{scheme}'")
+        token = TOKENS.get(self._token_key(repository), actions)   # another client of this login took one
+        if token is not None:
+            return token, {"Authorization": f"Bearer {token.value}"}
         token = self._fetch_token(params, repository, actions)
         TOKENS.put(self._token_key(repository), token)
         return token, {"Authorization": f"Bearer {token.value}"}
