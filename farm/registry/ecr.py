@@ -10,6 +10,7 @@ carries `eks.amazonaws.com/role-arn` needs nothing else. Endpoints follow boto3'
 from __future__ import annotations
 
 import base64
+import os
 import re
 import threading
 import time
@@ -46,7 +47,7 @@ def _client(region: str | None) -> Any:
     import boto3
 
     try:
-        return boto3.session.Session().client("ecr", region_name=region)
+        return boto3.session.Session().client("ecr", region_name=region or os.environ.get("AWS_REGION") or None)
     except Exception as exc:  # botocore.exceptions.NoRegionError and friends
         raise RegistryAuthError(f"ecr-login: cannot make an ECR client: {_reason(exc)}") from None
 
