@@ -78,7 +78,7 @@ def check_repository(repo: GarRepository, resolved: Resolved, timeout: float = 3
                           f"'{repo.project}', location '{repo.location}'; create it with `{create}` or fix "
                           "deploymentRegistry.namespace (<project>/<repository>)",
                           field="providers[kubernetes].deploymentRegistry.namespace") from None
-    except (api_exceptions.Unauthenticated, api_exceptions.PermissionDenied) as exc:
+    except (api_exceptions.Unauthenticated, api_exceptions.Unauthorized, api_exceptions.PermissionDenied) as exc:
         raise RegistryAuthError(f"Artifact Registry refused to describe {repo.name} "
                                 f"({exc.__class__.__name__}; credentials: {resolved.detail}); the account "
                                 "needs artifactregistry.repositories.get (roles/artifactregistry.writer)") from None

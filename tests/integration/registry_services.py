@@ -275,6 +275,19 @@ class GoogleStandIn(_Server):
                 "client_id": "1234567890", "token_uri": f"{self.url}/token",
                 "auth_uri": "https://accounts.google.com/o/oauth2/auth"}
 
+    def _authorized(self, bearer: str) -> bool:
+        """An access token minted here, or a self-signed JWT of the service account (what Google's
+        client libraries send for a service-account key)."""
+        if bearer in self.access_tokens:
+            return True
+        try:
+            jwt.decode(bearer, self.key.public_key(), algorithms=["RS256"], issuer=self.sa_email,
+                       options={"verify_aud": False})
+        except jwt.PyJWTError:
+            return False
+        self.minted.append("self-signed-jwt")
+        return True
+
     def _mint(self, how: str) -> tuple[int, dict[str, str], bytes]:
         token = "ya29." + secrets.token_urlsafe(32)
         self.access_tokens.add(token)
@@ -288,7 +301,8 @@ class GoogleStandIn(_Server):
             form = parse_qs(body.decode())
             try:
                 jwt.decode(form["assertion"][0], self.key.public_key(), algorithms=["RS256"],
-                           audience=f"{self.url}/token", issuer=self.sa_email)
+                           audience=[f"{self.url}/token", "https://oauth2.googleapis.com/token"],
+                           issuer=self.sa_email)
             except (KeyError, jwt.PyJWTError) as exc:
                 return _json(400, {"error": "invalid_grant", "error_description": type(exc).__name__})
             return self._mint("token-endpoint")
@@ -316,7 +330,7 @@ class GoogleStandIn(_Server):
                     return 200, {**flavor, "Content-Type": "application/json"}, json.dumps(info).encode()
             return 404, flavor, b""
         if path.startswith("/v1/projects/"):
-            if lower.get("authorization", "")[7:] not in self.access_tokens:
+            if not self._authorized(lower.get("authorization", "")[7:]):
                 return _json(401, {"error": {"code": 401, "message": "Request had invalid authentication "
                                              "credentials.", "status": "UNAUTHENTICATED"}})
             name = path[len("/v1/"):]
