@@ -120,6 +120,7 @@ class TokenIssuer(_Server):
     expires_in: int = 300
     skew_next: int = 0                   # the next N tokens are already expired for the registry
     issued: list[tuple[str, str]] = field(default_factory=list)    # (user, scope)
+    tokens: list[str] = field(default_factory=list)                # every token handed out (secrets too)
 
     def __post_init__(self) -> None:
         super().__init__()
@@ -173,6 +174,7 @@ class TokenIssuer(_Server):
         der = self.cert.public_bytes(serialization.Encoding.DER)
         token = jwt.encode(claims, private_pem(self.key), algorithm="RS256",
                            headers={"x5c": [base64.b64encode(der).decode()]})
+        self.tokens.append(token)
         out: dict[str, Any] = {"token": token, "access_token": token, "expires_in": self.expires_in,
                                "issued_at": datetime.datetime.now(datetime.timezone.utc).isoformat()}
         return _json(200, out)
