@@ -199,8 +199,8 @@ class RegistryClient:
         creds = self._credentials
         if scheme == "basic":
             if creds is None:
-                raise RegistryAuthError(f"cannot {_verb(actions)} {self.host}/{repository}: the registry needs "
-                                        f"credentials and has none{self._where()}")
+                raise RegistryAuthError(f"cannot {_verb(actions)} {self.host}/{repository}: the registry refused "
+                                        f"anonymous access (it needs credentials){self._where()}")
             return None, {"Authorization": "Basic " + _basic(creds)}
         if scheme != "bearer" or "realm" not in params:
             raise RegistryAuthError(f"registry {self.host} asked for unsupported auth '{scheme}'")
