@@ -71,7 +71,7 @@ def main() -> None:
         tmpdir = Path(tmp)
         files = {"Dockerfile": DOCKERFILE.format(base=env["FARM_BASE_IMAGE"], mb=args.mb), "app.txt": "v0\n"}
         root = write_project(tmpdir / "p", {"app": files}, namespace="bench", mode="cluster-buildkit")
-        with workers("build.linux-amd64,build.merge", log_dir=tmpdir):
+        with workers("linux/amd64", log_dir=tmpdir):
             for _ in range(args.rounds):
                 # Cold: a fresh NONCE, so the RUN step runs; warm: only the last COPY changes.
                 nonce = uuid.uuid4().hex

@@ -34,14 +34,18 @@ def stack_env() -> dict[str, str]:
 
 
 @contextmanager
-def workers(*queue_sets: str, log_dir: Path) -> Iterator[None]:
-    """One real `farm worker` process per queue set, answering pings before the benchmark starts."""
+def workers(*platform_sets: str, log_dir: Path) -> Iterator[None]:
+    """One real `farm worker` process per comma-separated platform set, answering pings before the
+    benchmark starts."""
     procs = []
     app = producer_app(Settings())
     try:
-        for i, queues in enumerate(queue_sets):
+        for i, platforms in enumerate(platform_sets):
             log = open(log_dir / f"worker-{i}.log", "ab")
-            procs.append(subprocess.Popen([sys.executable, "-m", "farm.cli", "worker", "-Q", queues, "-c", "1"],
+            argv = [sys.executable, "-m", "farm.cli", "worker", "-c", "1"]
+            for platform in platforms.split(","):
+                argv += ["--platform", platform]
+            procs.append(subprocess.Popen(argv,
                                           stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True))
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:

@@ -50,7 +50,7 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory(prefix="farm-bench-mp-") as tmp:
         tmpdir = Path(tmp)
-        with workers("build.linux-amd64,build.merge", "build.linux-arm64,build.merge", log_dir=tmpdir):
+        with workers("linux/amd64", "linux/arm64", log_dir=tmpdir):
             for name, files in workloads.items():
                 root = write_project(tmpdir / name, {"multi": files}, extra_build_yaml=no_cache)
                 slowest, both = measure(root, args.rounds)

@@ -1,7 +1,9 @@
-"""The broker seam: the Celery configuration shared by producers and workers, and the Redis client.
+"""The broker seam: the Celery configuration shared by producers and workers, the queues, the Redis client.
 
-Producer and worker must agree on the visibility timeout: Redis keeps the shortest one any app
-sets, so both read it from here (CELERY-NOTES: set in all three places).
+A queue per build mode and platform (`build.cluster-buildkit.linux-arm64`): a worker consumes only
+the queues of the modes it has a builder for, so it never takes a job it cannot run. Producer and
+worker must agree on the visibility timeout: Redis keeps the shortest one any app sets, so both read
+it from here (CELERY-NOTES: set in all three places).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from farm import keys
 from farm.errors import BrokerError
 from farm.settings import Settings
 
@@ -25,9 +28,23 @@ TASK_MERGE_INDEX = "farm.merge_index"
 MERGE_QUEUE = "build.merge"
 
 
-def queue_for(platform: str) -> str:
-    """`linux/arm64/v8` -> `build.linux-arm64-v8`: one queue per platform, so per-arch pools take their own."""
-    return "build." + "-".join(part for part in platform.strip().lower().split("/") if part)
+MODES = ("local-docker", "cluster-buildkit", "kaniko")
+
+
+def platform_slug(platform: str) -> str:
+    """`linux/arm64/v8` -> `linux-arm64-v8`."""
+    return "-".join(part for part in platform.strip().lower().split("/") if part)
+
+
+def queue_for(mode: str, platform: str) -> str:
+    """`cluster-buildkit`, `linux/arm64` -> `build.cluster-buildkit.linux-arm64`."""
+    return f"build.{mode}.{platform_slug(platform)}"
+
+
+def parse_queue(queue: str) -> tuple[str, str] | None:
+    """(mode, platform slug) of a build queue, None for others."""
+    _, mode, slug = (queue.split(".", 2) + ["", ""])[:3]
+    return (mode, slug) if queue.startswith("build.") and mode in MODES and slug else None
 
 
 def machine_platform() -> str:
@@ -36,16 +53,24 @@ def machine_platform() -> str:
     return f"linux/{ {'x86_64': 'amd64', 'aarch64': 'arm64', 'arm64': 'arm64'}.get(machine, machine)}"
 
 
-def worker_argv(queues: Sequence[str], concurrency: int = 1, loglevel: str = "INFO") -> list[str]:
-    """The command line of a farm worker: Celery with the farm's app on `queues` (default: this
-    machine's platform queue) plus the merge queue (index merges need only the registry API)."""
-    names = list(dict.fromkeys([*(queues or [queue_for(machine_platform())]), MERGE_QUEUE]))
-    return [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", ",".join(names), "-E",
-            "-c", str(concurrency), "-n", f"farm-{os.getpid()}@%h", f"--loglevel={loglevel}"]
+def worker_argv(platforms: Sequence[str] = (), modes: Sequence[str] = (), concurrency: int = 1,
+                loglevel: str = "INFO") -> list[str]:
+    """The command line of a farm worker (`python -m workers`): it serves `platforms` (default: this
+    machine's) in the `modes` it finds a builder for (default: all of them), and the merge queue."""
+    argv = [sys.executable, "-m", "workers", "--concurrency", str(concurrency), "--loglevel", loglevel,
+            "--name", f"farm-{os.getpid()}@%h"]
+    for platform in platforms or [machine_platform()]:
+        argv += ["--platform", platform]
+    for mode in modes:
+        argv += ["--mode", mode]
+    return argv
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
-    transport = {"visibility_timeout": settings.visibility_timeout}
+    transport = {"visibility_timeout": settings.visibility_timeout,
+                 # kombu's sweep for messages of lost workers: every 5 s rather than every ~100 s.
+                 "unacked_restore_interval": 5, "unacked_restore_throttle": 1,
+                 "unacked_key": keys.UNACKED, "unacked_index_key": keys.UNACKED_INDEX}
     return {
         "broker_url": settings.broker_url,
         "result_backend": settings.result_backend,

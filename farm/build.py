@@ -1,8 +1,9 @@
-"""The producer's flow for `farm build`: plan -> status check -> enqueue -> wait.
+"""The producer's flow for `farm build`: status check -> upload -> claim and enqueue -> follow.
 
-Data moves forward: the project config gives versions, versions give image refs, refs are checked
-against the registry, the missing ones become jobs on the platform queues, and the jobs' records
-and log streams give the results.
+Data moves forward: the plan gives image refs, refs are checked against the registry, the missing
+ones are claimed (single flight: a ref already being built is followed, not built again) and the new
+ones become tasks on the queue of their build mode and platform; the jobs' records and log streams
+give the results. A job no live worker can run is reported as waiting, with the reason.
 """
 
 from __future__ import annotations
@@ -13,18 +14,23 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from farm import fleet
 from farm.broker import (MERGE_QUEUE, TASK_BUILD_PLATFORM, TASK_MERGE_INDEX, check_broker, producer_app,
                          queue_for, redis_client)
 from farm.context import HashIndex, UploadStats, build_manifest, open_store, upload_context
 from farm.errors import UsageError
 from farm.garden import Project
-from farm.jobs import BuildRequest, BuildResult, JobStore, MergeRequest
+from farm.jobs import BuildRequest, BuildResult, Job, JobStore, MergeRequest
 from farm.plan import Plan, PlannedBuild
 from farm.settings import Settings
 from farm.status import Status, check_status
 
 if TYPE_CHECKING:  # celery is imported only once something is enqueued
     from celery import Celery
+
+SECRETS_TTL = 24 * 3600      # build secrets wait at most this long for their worker
+WAITING_AFTER_S = 2.0        # a job still queued this long is checked against the live workers
+
 
 def upload(project: Project, build: PlannedBuild, settings: Settings,
            on_progress: Callable[[int, int], None] | None = None) -> UploadStats:
@@ -41,23 +47,20 @@ def upload(project: Project, build: PlannedBuild, settings: Settings,
 def jobs_for(project: Project, build: PlannedBuild, context: UploadStats, settings: Settings,
              skip: Collection[str] = ()) -> tuple[list[BuildRequest], MergeRequest | None]:
     """One request per platform still to build (`skip`: platforms the registry already has), and for
-    several platforms the merge step, which each request carries so the last one can send it."""
+    several platforms the merge step, sent when the last of them is pushed."""
     # One job per platform, or one job for them all (its key is the first platform: its queue).
     groups = {p: [p] for p in build.platforms if p not in skip} if build.fan_out else \
         {build.platforms[0]: list(build.platforms)}
-    job_ids = {p: uuid.uuid4().hex for p in groups}
+    index = build.outputs.deployment_image_id if build.fan_out else None
     merge = None
     if build.fan_out:
         merge = MergeRequest(
             job_id=uuid.uuid4().hex, project=project.name, build=build.name, version=build.version.version_string,
-            image=build.outputs.deployment_image_id, insecure=build.insecure,
-            platform_images=build.platform_images,
-            needs=list(job_ids.values()),
-        )
+            image=build.outputs.deployment_image_id, insecure=build.insecure, platform_images=build.platform_images)
     spec = build.action.spec
     requests = [
         BuildRequest(
-            job_id=job_ids[platform],
+            job_id=uuid.uuid4().hex,
             project=project.name,
             build=build.name,
             version=build.version.version_string,
@@ -73,7 +76,7 @@ def jobs_for(project: Project, build: PlannedBuild, context: UploadStats, settin
             target=spec.target_stage,
             extra_flags=list(spec.extra_flags or []),
             timeout=build.action.timeout,
-            merge=merge,
+            index=index,
             cache=list(build.cache),
             secret_ids=sorted(spec.secrets),
         )
@@ -82,74 +85,143 @@ def jobs_for(project: Project, build: PlannedBuild, context: UploadStats, settin
     return requests, merge
 
 
-def enqueue(app: Celery, jobs: JobStore, requests: Sequence[BuildRequest], merge: MergeRequest | None = None,
-            secrets: dict[str, str] | None = None, secrets_ttl: int = 7200) -> None:
-    """Record each job as queued, then send the tasks by name, each platform to its own queue.
+@dataclass(frozen=True)
+class Followed:
+    """A job this submitter follows: its own, or another submitter's building the same ref."""
 
-    The fan-in of several platforms is a set in Redis: the platform job that completes it sends
-    the merge (JobStore.platform_done). With no platform left to build, the merge goes now.
-    """
-    if merge is not None:
-        jobs.update(merge.job_id, status="queued", build=merge.build, version=merge.version, platform="index",
-                    image=merge.image, queued_at=time.time())
+    job: Job
+    job_id: str
+    shared: bool
+    queue: str
+
+    @property
+    def platform(self) -> str:
+        return self.job.platform if isinstance(self.job, BuildRequest) else "index"
+
+
+def submit(app: Celery, jobs: JobStore, requests: Sequence[BuildRequest], merge: MergeRequest | None,
+           skipped: Collection[str] = (), secrets: dict[str, str] | None = None) -> list[Followed]:
+    """Claim each ref and send the tasks of the new claims by name; a ref already being built is
+    followed instead (single flight). The merge goes when the last of its platforms is pushed
+    (`skipped`: platforms the registry already had count as pushed)."""
+    out: list[Followed] = []
     for req in requests:
-        jobs.update(req.job_id, status="queued", build=req.build, version=req.version, platform=req.platform,
-                    image=req.image, queued_at=time.time())
-        jobs.put_secrets(req.job_id, secrets or {}, secrets_ttl)
-        app.send_task(TASK_BUILD_PLATFORM, args=[req.model_dump(mode="json")], task_id=req.job_id,
-                      queue=queue_for(req.platform))
-    if merge is not None and not requests:
-        app.send_task(TASK_MERGE_INDEX, args=[merge.model_dump(mode="json")], task_id=merge.job_id,
-                      queue=MERGE_QUEUE)
+        queue = queue_for(req.mode, req.platform)
+        job_id, new = jobs.claim(req.image, req.job_id, build=req.build, version=req.version,
+                                 platform=req.platform, image=req.image, project=req.project, queue=queue,
+                                 queued_at=time.time())
+        if new:
+            jobs.put_secrets(req.job_id, secrets or {}, SECRETS_TTL)
+            app.send_task(TASK_BUILD_PLATFORM, args=[req.model_dump(mode="json")], task_id=req.job_id, queue=queue)
+        out.append(Followed(req, job_id, not new, queue))
+    if merge is not None:
+        job_id, new = jobs.claim(merge.image, merge.job_id, build=merge.build, version=merge.version,
+                                 platform="index", image=merge.image, project=merge.project, queue=MERGE_QUEUE,
+                                 platforms=",".join(merge.platform_images), request=merge.model_dump_json(),
+                                 queued_at=time.time())
+        if new and jobs.fanin(merge.image, skipped) == merge.job_id:
+            app.send_task(TASK_MERGE_INDEX, args=[merge.model_dump(mode="json")], task_id=merge.job_id,
+                          queue=MERGE_QUEUE)
+        out.append(Followed(merge, job_id, not new, MERGE_QUEUE))
+    return out
 
 
-Job = BuildRequest | MergeRequest
+FINISHED = ("built", "failed", "cancelled")
 
 
-def wait_for(app: Celery, jobs: JobStore, requests: Sequence[Job],
-             on_line: Callable[[Job, str], None], poll_s: float = 1.0) -> dict[str, BuildResult]:
-    """Follow the jobs' logs until each is built or failed; results by job id."""
-    by_id = {r.job_id: r for r in requests}
+def wait_for(app: Celery, jobs: JobStore, followed: Sequence[Followed], on_line: Callable[[Job, str], None],
+             say: Callable[[str], None] = lambda _: None, deadline: float | None = None,
+             poll_s: float = 1.0) -> dict[str, BuildResult]:
+    """Follow the jobs' logs until each has ended (or `deadline`, a time.monotonic() value, passes);
+    results by job id. Tells once, per job, when it waits for a worker that is not there, starts,
+    or runs again after its worker was lost."""
+    by_id = {f.job_id: f for f in followed}
     pending = set(by_id)
     cursors: dict[str, str] = {}
     results: dict[str, BuildResult] = {}
+    told: dict[str, set[str]] = {j: set() for j in by_id}
+    last_check = 0.0
     while pending:
         for job_id, line in jobs.follow(sorted(pending), cursors, block_ms=int(poll_s * 1000)):
-            on_line(by_id[job_id], line)
+            on_line(by_id[job_id].job, line)
+        check_workers = time.monotonic() - last_check > 5
+        workers = jobs.call(lambda: fleet.live(jobs.redis)) if check_workers else None
+        last_check = time.monotonic() if check_workers else last_check
         for job_id in sorted(pending):
-            result = _finished(app, jobs, by_id[job_id], results)
+            f = by_id[job_id]
+            record = jobs.get(job_id)
+            _tell(f, record, workers, told[job_id], jobs, say)
+            result = _finished(app, jobs, f, record, results)
+            if result is None and deadline is not None and time.monotonic() > deadline:
+                result = _gave_up(f, record)
             if result is not None:
                 # Drain what the worker wrote before it finished.
                 for jid, line in jobs.follow([job_id], cursors, block_ms=1):
-                    on_line(by_id[jid], line)
+                    on_line(by_id[jid].job, line)
                 results[job_id] = result
                 pending.discard(job_id)
     return results
 
 
-def _finished(app: Celery, jobs: JobStore, req: Job, done: dict[str, BuildResult]) -> BuildResult | None:
-    record = jobs.get(req.job_id)
+def _tell(f: Followed, record: dict[str, str], workers: list[fleet.WorkerInfo] | None, told: set[str],
+          jobs: JobStore, say: Callable[[str], None]) -> None:
+    what = f"{f.job.build}: {f.platform}"
     status = record.get("status")
-    is_merge = isinstance(req, MergeRequest)
-    failed_needs = [done[j].platform for j in getattr(req, "needs", []) if j in done and done[j].status == "failed"]
-    if is_merge and status not in ("built", "failed") and failed_needs:
-        # A failed platform never completes the fan-in, so the merge is never sent: no tag.
-        status = "failed"
-        record = {**record, "error": f"{', '.join(map(str, failed_needs))} failed; the tag was not pushed"}
-        jobs.update(req.job_id, status="failed", error=record["error"], finished_at=time.time())
-    elif status not in ("built", "failed"):
+    if status == "queued" and workers is not None and f.platform != "index":
+        queued_for = time.time() - float(record.get("queued_at") or time.time())
+        reason = fleet.why_waiting(f.queue, workers) if queued_for > WAITING_AFTER_S else None
+        if reason and reason != record.get("waiting"):
+            jobs.update(f.job_id, waiting=reason)
+            say(f"{what} is waiting: {reason}")
+        elif reason is None and record.get("waiting"):
+            jobs.update(f.job_id, waiting="")
+    attempt = record.get("attempts", "")
+    if status == "started" and f"started {attempt}" not in told:
+        told.add(f"started {attempt}")
+        if record.get("lost") and f"lost {attempt}" not in told:
+            told.add(f"lost {attempt}")
+            say(f"{what}: {record['lost']}; running again (attempt {attempt})")
+        say(f"{what} started on {record.get('worker', '?')} (attempt {attempt})")
+
+
+def _gave_up(f: Followed, record: dict[str, str]) -> BuildResult:
+    status = record.get("status", "queued")
+    why = f" ({record['waiting']})" if record.get("waiting") else ""
+    return BuildResult(build=f.job.build, version=f.job.version, image=f.job.image, job_id=f.job_id,
+                       platform=None if isinstance(f.job, MergeRequest) else f.job.platform,
+                       kind="index" if isinstance(f.job, MergeRequest) else "platform", shared=f.shared,
+                       status="failed", error=f"gave up waiting: the job is still {status}{why}; it goes on "
+                                              f"(farm status {f.job_id})")
+
+
+def _finished(app: Celery, jobs: JobStore, f: Followed, record: dict[str, str],
+              done: dict[str, BuildResult]) -> BuildResult | None:
+    status = record.get("status")
+    is_merge = isinstance(f.job, MergeRequest)
+    failed = [r.platform for r in done.values() if r.build == f.job.build and r.kind == "platform"
+              and r.status == "failed"]
+    if is_merge and status not in FINISHED and failed:
+        # A failed platform never completes the fan-in (its worker ends the merge too; this covers
+        # a worker that died before it could).
+        error = f"{', '.join(map(str, failed))} failed; the tag was not pushed"
+        jobs.end_unowned(f.job_id, f.job.image, status="failed", error=error, finished_at=time.time())
+        record = jobs.get(f.job_id)
+        status = record.get("status")
+    if status not in FINISHED:
+        if status not in (None, "", "queued"):
+            return None
         # A task that died before it could write its record still fails in the result backend.
-        task = app.AsyncResult(req.job_id)
-        if task.state != "FAILURE":
+        task = app.AsyncResult(f.job_id)
+        if jobs.call(lambda: task.state) != "FAILURE":
             return None
         status, record = "failed", {**record, "error": record.get("error") or str(task.result)}
     return BuildResult(
-        build=req.build, version=req.version, image=req.image,
-        platform=None if is_merge else req.platform, kind="index" if is_merge else "platform",  # type: ignore[union-attr]
+        build=f.job.build, version=f.job.version, image=f.job.image,
+        platform=None if is_merge else f.job.platform, kind="index" if is_merge else "platform",  # type: ignore[union-attr]
         digest=record.get("digest") or None, status=status,  # type: ignore[arg-type]
         error=record.get("error") or None,
-        log_tail=jobs.tail(req.job_id) if status == "failed" else [],
-        job_id=req.job_id, timings=_timings(record),
+        log_tail=jobs.tail(f.job_id) if status == "failed" else [],
+        job_id=f.job_id, shared=f.shared, attempts=int(record.get("attempts") or 0), timings=_timings(record),
     )
 
 
@@ -187,23 +259,25 @@ class Broker:
 class Outcome:
     results: dict[str, list[BuildResult]] = field(default_factory=dict)
     contexts: dict[str, dict[str, int | str]] = field(default_factory=dict)   # per Build, for --json
-    queued: list[dict[str, str]] = field(default_factory=list)                # jobs sent, for --no-wait
+    queued: list[dict[str, str]] = field(default_factory=list)                # jobs followed, for --no-wait
 
 
 def run(plan: Plan, settings: Settings, *, force: bool, wait: bool,
         say: Callable[[str], None], progress: Callable[[str], Callable[[int, int], None]],
-        on_line: Callable[[Job, str], None]) -> Outcome:
-    """Check, upload, enqueue and (with `wait`) follow every planned Build, wave after wave.
+        on_line: Callable[[Job, str], None], timeout: float | None = None) -> Outcome:
+    """Check, upload, claim and enqueue, and (with `wait`) follow every planned Build, wave after wave.
 
     A Build whose dependency failed fails without being sent; without `wait`, dependent waves
-    cannot be ordered, so that is a usage error.
+    cannot be ordered, so that is a usage error. `force` builds even what the registry has, unless
+    that ref is being built right now (then it is followed). `timeout` bounds the whole wait.
     """
     project, waves = plan.project, plan.waves
+    deadline = None if timeout is None else time.monotonic() + timeout
     broker = Broker(settings)
     out = Outcome()
     failed: set[str] = set()
     for index, wave in enumerate(waves):
-        waiting: list[Job] = []
+        waiting: list[Followed] = []
         for b in wave:
             blocked = [d for d in b.depends_on if d in failed]
             if blocked:
@@ -237,22 +311,20 @@ def run(plan: Plan, settings: Settings, *, force: bool, wait: bool,
                                     "uploaded_bytes": context.uploaded_bytes}
             requests, merge = jobs_for(project, b, context, settings, skip=status.platforms)
             app, jobs = broker.connect()
-            enqueue(app, jobs, requests, merge, secrets=dict(b.action.spec.secrets),
-                    secrets_ttl=settings.visibility_timeout)
-            for req in requests:
-                say(f"{req.build}: queued {req.platform} as job {req.job_id} on {req.image}")
+            sent = submit(app, jobs, requests, merge, skipped=status.platforms, secrets=dict(b.action.spec.secrets))
+            for f in sent:
+                verb = "following" if f.shared else "queued"
+                say(f"{b.name}: {verb} {f.platform} as job {f.job_id}"
+                    + (" (already being built: single flight)" if f.shared else f" on {f.queue}"))
             for p in status.platforms:
                 say(f"{b.name}: {p} is already in the registry ({b.platform_image(p)})")
-            if merge:
-                say(f"{b.name}: the index {merge.image} is pushed when all platforms are (job {merge.job_id})")
-            sent: list[Job] = [*requests, *([merge] if merge else [])]
             waiting += sent
-            out.queued += [{"build": j.build, "platform": getattr(j, "platform", "index"), "job_id": j.job_id}
-                           for j in sent]
+            out.queued += [{"build": b.name, "platform": f.platform, "job_id": f.job_id,
+                            "shared": str(f.shared).lower()} for f in sent]
         if not wait or not waiting:
             continue
         app, jobs = broker.connect()
-        for res in wait_for(app, jobs, waiting, on_line).values():
+        for res in wait_for(app, jobs, waiting, on_line, say, deadline).values():
             out.results.setdefault(res.build, []).append(res)
             if res.status == "failed":
                 failed.add(res.build)

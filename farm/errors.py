@@ -11,7 +11,8 @@
     ├── ContextError               a build context is unsafe, corrupt or too large
     └── BuildError                 a build failed
         ├── PermanentBuildError    retrying will not help (bad Dockerfile, failing RUN)
-        └── TransientBuildError    may succeed on retry (daemon unreachable, timeout, registry 5xx)
+        ├── TransientBuildError    may succeed on retry (daemon unreachable, timeout, registry 5xx)
+        └── BuildStopped           the builder was stopped on purpose (lease lost, cancelled)
 
 Like httpx's errors carry their request, a FarmError carries the subject it concerns (`Subject`:
 build, platform, job, ref), attached where that is known (`about()`), so the worker records it and
@@ -124,3 +125,7 @@ class PermanentBuildError(BuildError):
 
 class TransientBuildError(BuildError):
     retryable = True
+
+
+class BuildStopped(BuildError):
+    pass

@@ -16,8 +16,14 @@ class Settings(BaseSettings):
     broker_url: str = "redis://127.0.0.1:6390/0"
     result_backend: str = "redis://127.0.0.1:6390/1"
     state_dir: Path = Path(".farm")
-    # Above the longest build plus its longest wait in the queue, or Redis redelivers a running build.
-    visibility_timeout: int = 7200
+    # A running job's lease (seconds): its worker renews it (and its message's delivery time) every
+    # third of it; a worker not heard from for this long is taken for lost and its job handed out again.
+    lease: int = 20
+    # kombu re-delivers a message unacknowledged for this long; running jobs keep theirs fresh, so this
+    # bounds how soon a lost worker's job runs again (plus kombu's 5 s sweep), not how long a build runs.
+    visibility_timeout: int = 30
+    # The longest `timeout` a Build may ask for; the worker's hard time limit is a little above it.
+    max_build_timeout: int = 4 * 3600
     # Where registry credentials live (a docker config.json); never passed through the queue.
     docker_config: Path = Field(
         default_factory=lambda: Path(os.path.expanduser("~/.docker")),
@@ -55,6 +61,23 @@ class Settings(BaseSettings):
     @property
     def worker_root(self) -> Path:
         return (self.worker_dir or self.state_dir / "worker").resolve()
+
+
+    def time_problems(self) -> list[str]:
+        """Settings that bound time must agree, or builds die at once or run twice."""
+        out = []
+        if self.lease < 6:
+            out.append(f"FARM_LEASE={self.lease}: a lease under 6 s cannot be renewed reliably")
+        if self.visibility_timeout < self.lease + 5:
+            out.append(f"FARM_VISIBILITY_TIMEOUT={self.visibility_timeout} must be at least FARM_LEASE + 5 "
+                       f"({self.lease + 5}): kombu would re-deliver a running job before its lease lapses")
+        longest_backoff = self.retry_backoff * 2 ** max(self.retries - 1, 0)
+        if self.retries and longest_backoff >= self.visibility_timeout:
+            out.append(f"FARM_RETRY_BACKOFF={self.retry_backoff} doubled over FARM_RETRIES={self.retries} "
+                       f"waits {longest_backoff:.0f} s, not below FARM_VISIBILITY_TIMEOUT={self.visibility_timeout}")
+        if self.max_build_timeout < 1:
+            out.append(f"FARM_MAX_BUILD_TIMEOUT={self.max_build_timeout} must be at least 1 s")
+        return out
 
 
 def get_settings() -> Settings:

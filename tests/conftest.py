@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -31,14 +31,21 @@ def stack_env() -> dict[str, str]:
     return env
 
 
-def start_worker(env: dict[str, str], queues: str, log: Path) -> subprocess.Popen[bytes]:
-    """A real `farm worker` process consuming `queues`; waits until it answers a ping."""
+def start_worker(env: dict[str, str], platforms: Sequence[str], log: Path,
+                 modes: Sequence[str] = ()) -> subprocess.Popen[bytes]:
+    """A real `farm worker` process for `platforms` (in `modes`, default every mode it can run);
+    waits until it answers a ping."""
     from farm.broker import producer_app
     from farm.settings import Settings
 
     log.parent.mkdir(parents=True, exist_ok=True)
     out = open(log, "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "farm.cli", "worker", "-Q", queues, "-c", "1"],
+    argv = [sys.executable, "-m", "farm.cli", "worker", "-c", "1"]
+    for platform in platforms:
+        argv += ["--platform", platform]
+    for mode in modes:
+        argv += ["--mode", mode]
+    proc = subprocess.Popen(argv,
                             env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
                             start_new_session=True)
     app = producer_app(Settings(broker_url=env["FARM_BROKER_URL"], result_backend=env["FARM_RESULT_BACKEND"]))
@@ -65,7 +72,7 @@ def stop_worker(proc: subprocess.Popen[bytes]) -> None:
 @pytest.fixture(scope="session")
 def worker(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen[bytes]]:
     log = tmp_path_factory.mktemp("worker") / "worker.log"
-    proc = start_worker(stack_env, "build.linux-amd64,build.linux-arm64", log)
+    proc = start_worker(stack_env, ["linux/amd64", "linux/arm64"], log)
     yield proc
     stop_worker(proc)
 

@@ -1,34 +1,38 @@
-"""Celery tasks, thin: materialise the context -> builder jobs -> run them -> record the result.
+"""Celery tasks, thin: take the job -> materialise the context -> builder jobs -> run them -> record.
 
-A failure keeps its class and its chain. The job record says whether it may pass on a retry
-(`retryable`); transient failures (daemon unreachable, timeouts, registry 5xx) are retried by
-Celery's own mechanism with a bounded count and exponential backoff, permanent ones are not.
+Taking a job (`JobStore.start`) is atomic: a redelivered message of a job that ended does nothing,
+one whose job another live worker runs comes back later, and a job whose worker was lost (its lease
+lapsed) runs again as the next attempt. The lease is renewed while the builder runs (`Lease`).
+A failure keeps its class and its chain; the record says whether a retry may pass (`retryable`);
+transient failures are retried by Celery's own mechanism with a bounded count and exponential
+backoff, permanent ones are not.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import socket
 import tempfile
+import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from celery import Task
-from celery.exceptions import Retry
 
 from farm.broker import MERGE_QUEUE, TASK_BUILD_PLATFORM, TASK_MERGE_INDEX, redis_client
 from farm.context import BlobCache, Limits, materialise, open_store
-from farm.errors import FarmError, PermanentBuildError
+from farm.errors import BuildStopped, FarmError, PermanentBuildError
 from farm.jobs import BuildRequest, JobStore, MergeRequest
 from farm.registry import open_client
 from workers.app import app, settings
 from workers.builder_job import Workspace
 from workers.builders import builder_for
 from workers.index import push_index
+from workers.lease import Lease
 from workers.runtimes import runtime_for
 
 _jobs: JobStore | None = None
@@ -38,7 +42,8 @@ _cache: BlobCache | None = None
 def jobs() -> JobStore:
     global _jobs
     if _jobs is None:
-        _jobs = JobStore(redis_client(settings))
+        # A worker waits out a Redis restart longer than a CLI does: its build's result is at stake.
+        _jobs = JobStore(redis_client(settings), reconnect_s=600)
     return _jobs
 
 
@@ -54,17 +59,11 @@ def build_platform(self: Task, request: dict[str, Any]) -> dict[str, Any]:
     """Build one Build for one platform, push it, and return its digest."""
     req = BuildRequest.model_validate(request)
     subject = {"build": req.build, "platform": req.platform, "job_id": req.job_id, "ref": req.image}
-    try:
-        digest = _record(self, req.job_id, subject, lambda log: _build(req, log))
-    except Retry:
-        raise                       # the secrets wait for the next attempt
-    except BaseException:
-        jobs().drop_secrets(req.job_id)
-        raise
-    jobs().drop_secrets(req.job_id)
-    if req.merge is not None and jobs().platform_done(req.merge, req.job_id):
-        merge_index.apply_async(args=[req.merge.model_dump(mode="json")], task_id=req.merge.job_id,
-                                queue=MERGE_QUEUE)
+    digest = _run(self, req.job_id, req.image, subject, lambda log, stop: _build(req, log, stop),
+                  on_end=lambda: jobs().drop_secrets(req.job_id),
+                  on_failed=lambda error: _merge_fails(req, error))
+    if digest and req.index:
+        _fan_in(req.index, req.platform)
     return {"job_id": req.job_id, "image": req.image, "digest": digest, "platform": req.platform}
 
 
@@ -73,43 +72,98 @@ def merge_index(self: Task, request: dict[str, Any]) -> dict[str, Any]:
     """Push the image index of a multi-platform Build once all its platforms are pushed."""
     req = MergeRequest.model_validate(request)
     subject = {"build": req.build, "platform": "index", "job_id": req.job_id, "ref": req.image}
-    digest = _record(self, req.job_id, subject, lambda log: push_index(req, settings.docker_config, log))
+    digest = _run(self, req.job_id, req.image, subject,
+                  lambda log, stop: push_index(req, settings.docker_config, log))
     return {"job_id": req.job_id, "image": req.image, "digest": digest}
 
 
-def _record(task: Task, job_id: str, subject: dict[str, str], work: Callable[[Callable[[str], None]], str]) -> str:
-    """Run a job's work with its record kept: started, then built with a digest, retrying, or failed."""
+def _fan_in(index_ref: str, platform: str) -> None:
+    """This platform is pushed; the last one of the Build's merge sends it (exactly once)."""
+    merge_id = jobs().fanin(index_ref, [platform])
+    if merge_id:
+        request = jobs().get(merge_id).get("request", "")
+        merge_index.apply_async(args=[MergeRequest.model_validate_json(request).model_dump(mode="json")],
+                                task_id=merge_id, queue=MERGE_QUEUE)
+
+
+def _merge_fails(req: BuildRequest, error: str) -> None:
+    """A failed platform means the index is never pushed: end its merge job with the cause."""
+    if req.index and (merge_id := jobs().flight_of(req.index)):
+        jobs().end_unowned(merge_id, req.index, status="failed", finished_at=time.time(),
+                           error=f"{req.platform} failed; the tag was not pushed: {error}")
+
+
+Work = Callable[[Callable[[str], None], threading.Event], str]
+
+
+def _run(task: Task, job_id: str, ref: str, subject: dict[str, str], work: Work,
+         on_end: Callable[[], None] = lambda: None,
+         on_failed: Callable[[str], None] = lambda error: None) -> str | None:
+    """Take the job, run its work under a lease, record the end: the digest, or None when there was
+    nothing to do here (it ended already, or another worker took it over)."""
     store = jobs()
-    attempt = task.request.retries + 1
-    store.update(job_id, status="started", started_at=time.time(), attempts=attempt,
-                 worker=f"{socket.gethostname()}:{os.getpid()}")
+    owner = uuid.uuid4().hex
+    tag = str((task.request.delivery_info or {}).get("delivery_tag") or "")
+    start = store.start(job_id, owner, settings.lease, task.request.hostname or "", tag)
+    if start.verdict == "ended":
+        return store.get(job_id).get("digest") or None
+    if start.verdict == "busy":       # a second delivery while its worker is alive: look again later
+        raise task.retry(countdown=settings.lease / 2, max_retries=None)
+    log = lambda line: store.log(job_id, line)  # noqa: E731
+    if start.previous == "started":
+        log(f"farm: {store.get(job_id).get('lost', 'the previous worker was lost')}; attempt {start.attempt}")
+    if start.attempt > settings.retries + 1:
+        message = f"gave up after {start.attempt - 1} attempts: {store.get(job_id).get('lost', '')}"
+        _end(store, job_id, owner, ref, "failed", error=message, error_type="LostWorker", retryable=0)
+        on_failed(message)
+        on_end()
+        return None
     try:
-        digest = work(lambda line: store.log(job_id, line))
+        with Lease(store, job_id, owner, tag, settings.lease) as lease:
+            digest = work(log, lease.lost)
+    except BuildStopped:
+        log("farm: this worker lost the job to another one; its result is discarded")
+        return None
     except FarmError as exc:
         exc.about(**subject)
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if exc.retryable and task.request.retries < settings.retries:
-            delay = settings.retry_backoff * 2 ** task.request.retries
-            store.update(job_id, status="retrying", error=message, error_type=type(exc).__name__, retryable=1)
-            store.log(job_id, f"farm: attempt {attempt} failed: {message}; retrying in {delay:.0f} s")
-            raise task.retry(exc=exc, countdown=delay, max_retries=settings.retries) from exc
-        _failed(store, job_id, message, type(exc).__name__, exc.retryable)
+        if exc.retryable and start.attempt <= settings.retries:
+            delay = settings.retry_backoff * 2 ** (start.attempt - 1)
+            if _end(store, job_id, owner, ref, "retrying", error=message, error_type=type(exc).__name__,
+                    retryable=1):
+                log(f"farm: attempt {start.attempt} failed: {message}; retrying in {delay:.0f} s")
+                raise task.retry(exc=exc, countdown=delay, max_retries=None) from exc
+            return None
+        if not _end(store, job_id, owner, ref, "failed", error=message, error_type=type(exc).__name__,
+                    retryable=int(exc.retryable)):
+            return None
+        on_failed(message)
+        on_end()
         raise
     except Exception as exc:  # a bug or an outside failure: the record still says what happened
         message = f"internal error in the worker: {exc.__class__.__name__}: {exc}".splitlines()[0]
-        _failed(store, job_id, message, type(exc).__name__, False)
+        if not _end(store, job_id, owner, ref, "failed", error=message, error_type=type(exc).__name__,
+                    retryable=0):
+            return None
+        on_failed(message)
+        on_end()
         raise
-    store.update(job_id, status="built", digest=digest, finished_at=time.time())
-    store.log(job_id, f"farm: built {digest}")
-    store.expire_log(job_id)
-    return digest
+    if _end(store, job_id, owner, ref, "built", digest=digest):
+        on_end()
+        return digest
+    return None
 
 
-def _failed(store: JobStore, job_id: str, message: str, error_type: str, retryable: bool) -> None:
-    store.update(job_id, status="failed", error=message, error_type=error_type, retryable=int(retryable),
-                 finished_at=time.time())
-    store.log(job_id, f"farm: failed: {message}")  # also wakes a CLI following the log
-    store.expire_log(job_id)
+def _end(store: JobStore, job_id: str, owner: str, ref: str, status: str, **fields: str | int) -> bool:
+    """Record how this attempt ended; False (nothing written) when another worker owns the job now."""
+    if not store.finish(job_id, owner, ref, status=status, finished_at=time.time(), **fields):
+        store.log(job_id, f"farm: this worker's attempt ended ({status}) after another took the job over")
+        return False
+    detail = fields.get("digest") or fields.get("error") or ""
+    store.log(job_id, f"farm: {status} {detail}".rstrip())  # also wakes a CLI following the log
+    if status != "retrying":
+        store.expire_log(job_id)
+    return True
 
 
 @contextmanager
@@ -128,7 +182,7 @@ def workspace(req: BuildRequest, log: Callable[[str], None]) -> Iterator[Workspa
         shutil.rmtree(build_dir, ignore_errors=True)
 
 
-def _build(req: BuildRequest, log: Callable[[str], None]) -> str:
+def _build(req: BuildRequest, log: Callable[[str], None], stop: threading.Event) -> str:
     builder = builder_for(req.mode)
     values = jobs().secrets(req.job_id)
     missing = sorted(set(req.secret_ids) - set(values))
@@ -140,7 +194,7 @@ def _build(req: BuildRequest, log: Callable[[str], None]) -> str:
     with workspace(req, log) as ws:
         for job in builder.jobs(req, ws):
             log("$ " + " ".join(job.argv))
-            lines += runtime_for(job)(job, secrets, log)
+            lines += runtime_for(job)(job, secrets, log, stop)
     return builder.digest(lines) or _pushed_digest(req)
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from farm.cli._common import env_option, err, json_option, project_option
+from farm.errors import UsageError
 
 if TYPE_CHECKING:
     from farm.jobs import BuildResult
@@ -24,22 +25,26 @@ if TYPE_CHECKING:
 @click.option("--force", is_flag=True, help="Build even when the registry already has the image.")
 @click.option("--no-wait", is_flag=True, help="Enqueue and return the job ids without waiting.")
 @json_option
+@click.option("--timeout", type=click.FloatRange(min=1), default=None,
+              help="Give up waiting after this many seconds (the jobs go on; exit 1).")
 @click.option("--multi-platform", type=click.Choice(["fan-out", "one-call"]), default=None,
               help="Several platforms: a job per platform merged into an index (default), or one "
                    "cluster-buildkit call for all of them ($FARM_MULTI_PLATFORM).")
 def build(names: tuple[str, ...], project_dir: Path, env_name: str | None, platforms: tuple[str, ...],
-          force: bool, no_wait: bool, as_json: bool, multi_platform: str | None) -> None:
+          force: bool, no_wait: bool, as_json: bool, timeout: float | None, multi_platform: str | None) -> None:
     """Build the project's container Builds (all, or NAMES) on the farm and push them."""
     from farm import build as flow
     from farm import plan
     from farm.settings import get_settings
 
     settings = get_settings()
+    if problems := settings.time_problems():
+        raise UsageError("; ".join(problems))
     project, versions = plan.load(project_dir, env_name)
     one_call = (multi_platform or settings.multi_platform) == "one-call"
     plan.require_buildable(project, one_call)
     planned = plan.plan(project, versions, names, platforms, one_call=one_call)
-    outcome = flow.run(planned, settings, force=force, wait=not no_wait, say=err, progress=_progress,
+    outcome = flow.run(planned, settings, force=force, wait=not no_wait, say=err, progress=_progress, timeout=timeout,
                        on_line=lambda job, text: err(f"{job.build}|{getattr(job, 'platform', 'index')}| {text}"))
     if no_wait:
         out = {"builds": [r.model_dump() for rs in outcome.results.values() for r in rs], "queued": outcome.queued}
@@ -95,7 +100,8 @@ def summarise(name: str, results: list[BuildResult]) -> dict[str, Any]:
         "digest": top.digest if (index or len(results) == 1) and not failed else None, "status": status,
         "timings": top.timings,
         "platforms": [{"platform": r.platform, "image": r.image, "digest": r.digest, "status": r.status,
-                       "job_id": r.job_id, "error": r.error, "timings": r.timings} for r in platforms],
+                       "job_id": r.job_id, "shared": r.shared, "attempts": r.attempts, "error": r.error,
+                       "timings": r.timings} for r in platforms],
     }
     if failed:
         first = next((r for r in failed if r.kind == "platform"), failed[0])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import TYPE_CHECKING
 
 import click
@@ -45,9 +46,27 @@ def status(job_ids: tuple[str, ...], as_json: bool) -> None:
         click.echo(json.dumps({"jobs": [{"job_id": j, **r} for j, r in records.items()]}, indent=2))
         return
     for job_id, r in records.items():
-        where = f"{r.get('image', '')}@{r['digest']}" if r.get("digest") else r.get("image", "")
-        click.echo(f"{job_id}  {r.get('build', '')} {r.get('platform', '')}  {r.get('status', '')}  {where}"
-                   + (f"  {r['error']}" if r.get("error") else ""))
+        click.echo(describe(job_id, r))
+
+
+def describe(job_id: str, r: dict[str, str], now: float | None = None) -> str:
+    """One line: what the job is, its state in words (where, since when, which attempt), its result."""
+    now = time.time() if now is None else now
+
+    def ago(key: str) -> str:
+        return f"{now - float(r[key]):.0f} s ago" if r.get(key) else "?"
+
+    status = r.get("status", "")
+    state = {
+        "queued": f"queued {ago('queued_at')}" + (f", waiting: {r['waiting']}" if r.get("waiting") else ""),
+        "started": f"running on {r.get('worker', '?')} since {ago('attempt_started_at')}, "
+                   f"attempt {r.get('attempts', '1')}",
+        "retrying": f"retrying after attempt {r.get('attempts', '?')} failed: {r.get('error', '')}",
+        "built": f"built {r.get('image', '')}@{r.get('digest', '')}",
+        "failed": f"failed: {r.get('error', '')}",
+    }.get(status, status)
+    lost = f" ({r['lost']}, requeued)" if r.get("lost") and status in ("queued", "started") else ""
+    return f"{job_id}  {r.get('build', '')} {r.get('platform', '')}  {state}{lost}"
 
 
 @click.command()

@@ -8,19 +8,22 @@ import click
 
 
 @click.command()
-@click.option("--queues", "-Q", default=None, help="Comma-separated queues (default: this machine's platform queue).")
-@click.option("--platform", "platforms", multiple=True, help="Consume this platform's queue (repeatable).")
+@click.option("--platform", "platforms", multiple=True,
+              help="A platform to build for (repeatable; default: this machine's).")
+@click.option("--mode", "modes", multiple=True,
+              help="A build mode to serve (repeatable; default: every mode this machine has the tools for).")
 @click.option("--concurrency", "-c", default=1, show_default=True, help="Builds run at once.")
 @click.option("--loglevel", default="INFO", show_default=True)
-def worker(queues: str | None, platforms: tuple[str, ...], concurrency: int, loglevel: str) -> None:
+def worker(platforms: tuple[str, ...], modes: tuple[str, ...], concurrency: int, loglevel: str) -> None:
     """Run a build worker in the foreground.
 
-    It consumes its platform queues and `build.merge` (index merges need only the registry API).
+    It consumes one queue per (mode, platform) it serves, `build.<mode>.<os>-<arch>`, and
+    `build.merge` (index merges need only the registry API). A mode whose tools are missing
+    (no Docker engine, no BUILDKIT_HOST) is left out, with the reason.
     """
-    from farm.broker import queue_for, worker_argv
+    from farm.broker import worker_argv
 
-    names = [q for q in (queues or "").split(",") if q] + [queue_for(p) for p in platforms]
-    argv = worker_argv(names, concurrency, loglevel)
+    argv = worker_argv(platforms, modes, concurrency, loglevel)
     os.execvp(argv[0], argv)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from farm.broker import queue_for, worker_argv
+from farm.broker import worker_argv
 from farm.stack._process import ProcessRecord, spawn, stop
 from farm.stack._state import StackPaths
 
@@ -22,7 +22,7 @@ def start(paths: StackPaths, env: dict[str, str]) -> None:
     record = _pidfile(paths)
     if record and record.alive():
         return
-    argv = worker_argv([queue_for(p) for p in LOCAL_PLATFORMS], CONCURRENCY)
+    argv = worker_argv(LOCAL_PLATFORMS, (), CONCURRENCY)
     record = spawn(argv, paths.log("worker"), env={**os.environ, **env})
     record.write(paths.pidfile("worker"))
 

@@ -35,16 +35,17 @@ def test_fan_out_merge_failure_and_rerun(stack_env: dict[str, str], tmp_path: Pa
     root = write_project(tmp_path / "p", {"multi": {"Dockerfile": "FROM scratch\nCOPY data /data\n",
                                                     "data": uuid.uuid4().hex}},
                          extra_build_yaml=f"spec:\n  platforms: {json.dumps(list(PLATFORMS))}\n")
-    first = start_worker(stack_env, "build.linux-ppc64le,build.merge", tmp_path / "w1.log")
-    # The s390x pool is broken: its engine is not there.
-    broken = start_worker({**stack_env, "DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"},
-                          "build.linux-s390x", tmp_path / "w2.log")
+    first = start_worker(stack_env, ["linux/ppc64le"], tmp_path / "w1.log")
+    # The s390x pool is broken: it has no registry credentials, so its push is refused.
+    (tmp_path / "no-auth").mkdir()
+    broken = start_worker({**stack_env, "DOCKER_CONFIG": str(tmp_path / "no-auth")}, ["linux/s390x"],
+                          tmp_path / "w2.log")
     try:
         code, doc, err = farm_build(root)
         assert code == 1, err
         (b,) = doc["builds"]
         assert b["status"] == "failed" and b["digest"] is None
-        assert "linux/s390x" in b["error"] and "Cannot connect to the Docker daemon" in b["error"]
+        assert "linux/s390x" in b["error"] and "no basic auth credentials" in b["error"]
         by_platform = {p["platform"]: p for p in b["platforms"]}
         assert by_platform["linux/ppc64le"]["status"] == "built"
         assert by_platform["linux/s390x"]["status"] == "failed"
@@ -57,7 +58,7 @@ def test_fan_out_merge_failure_and_rerun(stack_env: dict[str, str], tmp_path: Pa
             assert reg.head_manifest(ppc.repository, ppc.ref) is not None
 
         stop_worker(broken)
-        broken = start_worker(stack_env, "build.linux-s390x", tmp_path / "w3.log")
+        broken = start_worker(stack_env, ["linux/s390x"], tmp_path / "w3.log")
         code, doc, err = farm_build(root)
         assert code == 0, err
         assert "queued linux/s390x" in err and "queued linux/ppc64le" not in err  # only the failed one reruns

@@ -31,10 +31,9 @@ def _build(root: Path):  # type: ignore[no-untyped-def]
 
 def test_transient_failures_are_retried_then_fail_with_the_cause(stack_env: dict[str, str], tmp_path: Path) -> None:
     # A platform only this test's worker serves, so no other worker takes the job.
-    queue = "build.linux-s390x"
     env = {**stack_env, "BUILDKIT_HOST": "unix:///tmp/farm-no-such-buildkitd.sock", "FARM_RETRIES": "2",
            "FARM_RETRY_BACKOFF": "0.2"}
-    proc = start_worker(env, queue, tmp_path / "worker.log")
+    proc = start_worker(env, ["linux/s390x"], tmp_path / "worker.log", modes=["cluster-buildkit"])
     try:
         root = write_project(tmp_path / "p", {"api": {"Dockerfile": f"FROM scratch\nLABEL t={uuid.uuid4().hex}\n"}},
                              mode="cluster-buildkit", extra_build_yaml="spec:\n  platforms: [linux/s390x]\n")

@@ -52,13 +52,14 @@ def test_fan_out_jobs_and_their_merge(tmp_path: Path) -> None:
     assert b.platform_image("linux/arm64") == f"{tag}-linux-arm64"
     requests, merge = flow.jobs_for(project, b, CTX, Settings())
     assert [r.platform for r in requests] == ["linux/amd64", "linux/arm64"]
-    assert merge is not None and merge.image == tag and merge.needs == [r.job_id for r in requests]
-    assert all(r.merge == merge and r.context == CTX.digest for r in requests)
+    assert merge is not None and merge.image == tag
+    assert all(r.index == tag and r.context == CTX.digest for r in requests)
     assert merge.platform_images == {"linux/amd64": f"{tag}-linux-amd64", "linux/arm64": f"{tag}-linux-arm64"}
 
     # A rerun after one platform failed: only the missing one is built, the merge waits for it alone.
     requests, merge = flow.jobs_for(project, b, CTX, Settings(), skip={"linux/amd64": "sha256:x"})
-    assert [r.platform for r in requests] == ["linux/arm64"] and merge and merge.needs == [requests[0].job_id]
+    assert [r.platform for r in requests] == ["linux/arm64"] and merge and merge.platform_images == \
+        {"linux/amd64": f"{tag}-linux-amd64", "linux/arm64": f"{tag}-linux-arm64"}
 
 
 def test_single_platform_and_one_call_push_the_version_tag(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
@@ -14,8 +15,9 @@ from workers.runtimes import process
 
 
 class Runtime(Protocol):
-    def __call__(self, job: BuilderJob, secrets: Mapping[str, str],
-                 on_line: Callable[[str], None] | None) -> list[str]: ...
+    def __call__(self, job: BuilderJob, secrets: Mapping[str, str], on_line: Callable[[str], None] | None,
+                 stop: threading.Event | None = None) -> list[str]:
+        """Run `job`; its output lines, or a BuildError; `stop` set kills it (BuildStopped)."""
 
 
 def runtime_for(job: BuilderJob) -> Runtime:

@@ -7,26 +7,29 @@ the child's environment only (never os.environ) and are masked in every line bef
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
 import signal
 import subprocess
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from farm.errors import BuildError, PermanentBuildError, TransientBuildError
+from farm.errors import BuildError, BuildStopped, PermanentBuildError, TransientBuildError
 from workers.builder_job import BuilderJob
 
 TAIL_LINES = 30
 MASK = "***"
 
 
-def run(job: BuilderJob, secrets: Mapping[str, str], on_line: Callable[[str], None] | None) -> list[str]:
+def run(job: BuilderJob, secrets: Mapping[str, str], on_line: Callable[[str], None] | None,
+        stop: threading.Event | None = None) -> list[str]:
     """Run `job` in its context dir; return its output lines (secrets masked) or raise a BuildError.
 
-    `secrets` maps the names in `job.secret_env` to values.
+    `secrets` maps the names in `job.secret_env` to values; setting `stop` kills the builder.
     """
     missing = [name for name in job.secret_env if name not in secrets]
     if missing:
@@ -45,12 +48,14 @@ def run(job: BuilderJob, secrets: Mapping[str, str], on_line: Callable[[str], No
             on_line(line)
 
     try:
-        result = spawn(job.argv, cwd=job.context_dir, env=env, timeout=job.timeout, on_line=emit)
+        result = spawn(job.argv, cwd=job.context_dir, env=env, timeout=job.timeout, on_line=emit, stop=stop)
     except FileNotFoundError as exc:
         if exc.filename == job.context_dir and exc.filename != job.argv[0]:
             raise PermanentBuildError(f"{job.mode}: the context dir {job.context_dir} is missing") from exc
         raise TransientBuildError(
             f"{job.mode}: the builder command {job.argv[0]!r} was not found on this worker") from exc
+    if result.stopped:
+        raise BuildStopped(f"{job.mode}: {job.argv[0]} was stopped")
     if result.timed_out:
         raise TransientBuildError(f"{job.mode}: {job.argv[0]} timed out after {job.timeout} s")
     if result.exit_code == 0:
@@ -74,15 +79,26 @@ def failure(job: BuilderJob, code: int, tail: Sequence[str]) -> BuildError:
 class Completed:
     exit_code: int          # negative: killed by that signal (Popen convention)
     timed_out: bool
+    stopped: bool = False
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGKILL when the worker that started it dies (a node lost), so no
+    orphaned builder pushes after its job was handed to another worker."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def spawn(argv: Sequence[str], *, cwd: str, env: Mapping[str, str], timeout: float,
-          on_line: Callable[[str], None]) -> Completed:
+          on_line: Callable[[str], None], stop: threading.Event | None = None) -> Completed:
     """Run `argv` in `cwd` with os.environ + `env`; stdout and stderr go to `on_line`, one line each.
-    An exception raised by `on_line` kills the child and is re-raised here."""
+    An exception raised by `on_line` kills the child and is re-raised here; so does setting `stop`."""
     proc = subprocess.Popen(
         list(argv), cwd=cwd, env={**os.environ, **env}, stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        preexec_fn=_die_with_parent,
     )
     assert proc.stdout is not None
     stream = proc.stdout
@@ -99,13 +115,22 @@ def spawn(argv: Sequence[str], *, cwd: str, env: Mapping[str, str], timeout: flo
 
     reader = threading.Thread(target=pump, name="process-output", daemon=True)
     reader.start()
-    timed_out = False
+    timed_out = stopped = False
+    deadline = time.monotonic() + timeout
     try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        _kill_group(proc)
-        proc.wait()
+        while proc.poll() is None:
+            if stop is not None and stop.is_set():
+                stopped = True
+            elif time.monotonic() >= deadline:
+                timed_out = True
+            else:
+                try:
+                    proc.wait(timeout=min(0.5, max(deadline - time.monotonic(), 0.01)))
+                except subprocess.TimeoutExpired:
+                    pass
+                continue
+            _kill_group(proc)
+            proc.wait()
     except BaseException:
         _kill_group(proc)
         proc.wait()
@@ -116,7 +141,7 @@ def spawn(argv: Sequence[str], *, cwd: str, env: Mapping[str, str], timeout: flo
         stream.close()
     if failed:
         raise failed[0]
-    return Completed(exit_code=proc.returncode, timed_out=timed_out)
+    return Completed(exit_code=proc.returncode, timed_out=timed_out, stopped=stopped)
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

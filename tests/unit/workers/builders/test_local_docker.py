@@ -1,4 +1,4 @@
-from farm.broker import queue_for
+from farm.broker import parse_queue, queue_for
 from farm.jobs import BuildRequest
 from workers.builders import local_docker
 
@@ -33,6 +33,8 @@ def test_pushed_digest_from_push_output() -> None:
 
 
 def test_queue_names() -> None:
-    assert queue_for("linux/amd64") == "build.linux-amd64"
-    assert queue_for("linux/arm64/v8") == "build.linux-arm64-v8"
-    assert queue_for(" Linux/ARM64 ") == "build.linux-arm64"
+    assert queue_for("local-docker", "linux/amd64") == "build.local-docker.linux-amd64"
+    assert queue_for("cluster-buildkit", "linux/arm64/v8") == "build.cluster-buildkit.linux-arm64-v8"
+    assert queue_for("kaniko", " Linux/ARM64 ") == "build.kaniko.linux-arm64"
+    assert parse_queue("build.kaniko.linux-arm-v7") == ("kaniko", "linux-arm-v7")
+    assert parse_queue("build.merge") is None and parse_queue("celery") is None

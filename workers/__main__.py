@@ -1,0 +1,45 @@
+"""`python -m workers`: start a Celery worker on the queues of the modes this machine can build.
+
+`farm worker` runs this (the producer package never imports the workers). The queues are one per
+(mode, platform); a mode whose tools are missing is left out, with the reason printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from farm.broker import MERGE_QUEUE, MODES, machine_platform, queue_for
+from farm.settings import get_settings
+from workers.builders import BUILDERS
+from workers.capabilities import modes
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="farm worker")
+    ap.add_argument("--platform", action="append", default=[], help="a platform this worker builds for")
+    ap.add_argument("--mode", action="append", default=[], help="a build mode to serve (default: all it can)")
+    ap.add_argument("--concurrency", type=int, default=1)
+    ap.add_argument("--loglevel", default="INFO")
+    ap.add_argument("--name", default="farm-%h")
+    args = ap.parse_args(argv)
+    settings = get_settings()
+    if problems := settings.time_problems():
+        sys.exit("farm worker: " + "; ".join(problems))
+    wanted = args.mode or [m for m in MODES if m in BUILDERS]
+    serving, why = modes(settings, wanted)
+    for mode, reason in why.items():
+        print(f"farm worker: not serving {mode}: {reason}", file=sys.stderr)
+    if not serving:
+        sys.exit("farm worker: this worker can run no build mode; see above")
+    queues = [queue_for(m, p) for m in serving for p in args.platform or [machine_platform()]] + [MERGE_QUEUE]
+    print(f"farm worker: serving {', '.join(queues)}", file=sys.stderr)
+    env = {**os.environ, "FARM_WORKER_QUEUES": ",".join(queues)}
+    celery = [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", ",".join(queues), "-E",
+              "-c", str(args.concurrency), "-n", args.name, f"--loglevel={args.loglevel}"]
+    os.execvpe(celery[0], celery, env)
+
+
+if __name__ == "__main__":
+    main()

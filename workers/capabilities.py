@@ -1,0 +1,58 @@
+"""What this worker can build: the modes it has a builder and the tools for, probed at start.
+
+A worker consumes only the queues of these modes, so it never takes a job it cannot run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+from collections.abc import Sequence
+
+from farm.settings import Settings
+
+
+def _docker_answers(docker_host: str) -> bool:
+    if docker_host.startswith("unix://"):
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(2.0)
+                s.connect(docker_host.removeprefix("unix://"))
+                s.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+                return b" 200 " in s.recv(64)
+        except OSError:
+            return False
+    proc = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True,
+                          timeout=10, check=False, env={**os.environ, "DOCKER_HOST": docker_host})
+    return proc.returncode == 0
+
+
+def missing(mode: str, settings: Settings) -> str | None:
+    """None when this worker can run `mode`, else what it lacks."""
+    if mode == "local-docker":
+        if shutil.which("docker") is None:
+            return "no docker CLI on PATH"
+        if not _docker_answers(settings.docker_host):
+            return f"no Docker engine answers at {settings.docker_host}"
+        return None
+    if mode == "cluster-buildkit":
+        if not settings.buildkit_host:
+            return "BUILDKIT_HOST is not set"
+        if shutil.which(settings.buildctl) is None:
+            return f"no buildctl ({settings.buildctl})"
+        return None
+    return f"this worker has no builder for {mode}"
+
+
+def modes(settings: Settings, wanted: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """The wanted modes this worker can run, and why it cannot run the others."""
+    found, why = [], {}
+    for mode in wanted:
+        problem = missing(mode, settings)
+        if problem is None:
+            found.append(mode)
+        else:
+            why[mode] = problem
+    return found, why
