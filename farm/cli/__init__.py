@@ -1,4 +1,5 @@
-"""The `farm` command, one module per command group: build, jobs (status, logs), worker, stack, config.
+"""The `farm` command, one module per command group: build, jobs (status, logs), worker, stack, config,
+registry.
 
 One exit path for every command (`FarmGroup.invoke`): a FarmError is one line on stderr and its
 exit code (2 for usage and config errors, 1 for everything else); anything else is one `internal
@@ -14,7 +15,7 @@ from typing import Any
 
 import click
 
-from farm.cli import build, config, jobs, stack, worker
+from farm.cli import build, config, jobs, registry, stack, worker
 from farm.cli._common import err
 from farm.errors import ConfigErrors, FarmError
 
@@ -46,7 +47,7 @@ def cli() -> None:
     """A shared, queue-based container image build farm for Garden projects."""
 
 
-for group in (build, jobs, worker, stack, config):
+for group in (build, jobs, worker, stack, config, registry):
     for command in group.COMMANDS:
         cli.add_command(command)
 

@@ -226,6 +226,9 @@ class KubernetesProvider(Model):
     kaniko: KanikoConfig = Field(default_factory=KanikoConfig)
     jib: JibConfig | None = None
     util_image_registry_domain: str = "docker.io"
+    # The farm's own switch (not Garden's): create missing ECR image and cache repositories, with
+    # MUTABLE tags, on first use. Garden's guide has users create them by hand.
+    ecr_create_repositories: bool = True
     # Read and ignored: deploy-side fields of the same provider.
     default_hostname: str | None = None
     deployment_strategy: Literal["rolling", "blue-green"] = "rolling"

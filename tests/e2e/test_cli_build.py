@@ -34,7 +34,7 @@ def test_build_json_then_cached(worker: object, tmp_path: Path) -> None:
     (b,) = doc["builds"]
     assert b["name"] == "api" and b["status"] == "built"
     assert b["version"].startswith("v-") and len(b["version"]) == 12
-    assert b["image"] == f"127.0.0.1:5050/farmtest/api:{b['version']}"
+    assert b["image"] == f"{os.environ['FARM_REGISTRY']}/farmtest/api:{b['version']}"
     assert b["digest"].startswith("sha256:")
     assert b["timings"]["total_s"] > 0
 
@@ -82,10 +82,10 @@ def test_registry_auth_failure_is_one_clear_line(tmp_path: Path, stack_env: dict
     bad = tmp_path / "dockercfg"
     bad.mkdir()
     (bad / "config.json").write_text(json.dumps(
-        {"auths": {"127.0.0.1:5050": {"auth": base64.b64encode(b"farm:wrong-password").decode()}}}))
+        {"auths": {stack_env["FARM_REGISTRY"]: {"auth": base64.b64encode(b"farm:wrong-password").decode()}}}))
     out = farm("build", "--project", str(_project(tmp_path)), env={"DOCKER_CONFIG": str(bad)})
     assert out.returncode == 1
-    assert "refused" in out.stderr and "127.0.0.1:5050" in out.stderr
+    assert "refused" in out.stderr and stack_env["FARM_REGISTRY"] in out.stderr
     assert "wrong-password" not in out.stderr and "Traceback" not in out.stderr
 
 
