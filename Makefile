@@ -8,7 +8,7 @@ FARM := $(VENV)/bin/farm
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 STACK_ENV = eval "$$($(FARM) stack env)"
 
-.PHONY: demo test test-unit check bench stack down venv buildkit clean
+.PHONY: demo test test-unit check bench stack down venv tools buildkit kubernetes kaniko clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,17 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# Go-built tools, cached under ~/.cache/farm/<tool>-<version>: a warm machine skips each at once.
+tools: buildkit kubernetes kaniko
+
 buildkit:
 	bash scripts/install-buildkit.sh
+
+kubernetes:
+	bash scripts/install-kubernetes.sh
+
+kaniko:
+	bash scripts/install-kaniko.sh
 
 stack: venv
 	$(FARM) stack up
@@ -33,12 +42,12 @@ check: venv
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 
-test: venv buildkit check
+test: venv tools check
 	$(FARM) stack up --with buildkitd
 	@$(STACK_ENV) && $(PY) -m pytest -q -p no:cacheprovider tests
 
 test-unit: venv
-	$(PY) -m pytest -q tests/unit
+	$(PY) -m pytest -q tests/unit tests/conformance
 
 bench: venv buildkit
 	$(FARM) stack up --with buildkitd

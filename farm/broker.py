@@ -94,8 +94,11 @@ def producer_app(settings: Settings) -> Celery:
 
     app = Celery("farm")
     app.conf.update(celery_config(settings))
-    # A CI run should fail fast on a dead broker, not retry forever.
+    # A CI run should fail fast on a dead broker, not retry forever; a Redis restart of a few
+    # seconds is waited out (about a minute of retries before a send fails).
     app.conf.broker_connection_max_retries = 2
+    app.conf.task_publish_retry_policy = {"max_retries": 30, "interval_start": 0.5, "interval_step": 0.5,
+                                          "interval_max": 2}
     return app
 
 

@@ -7,6 +7,7 @@ nothing here skips.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
+import redis
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,22 +52,29 @@ def start_worker(env: dict[str, str], platforms: Sequence[str], log: Path,
                             start_new_session=True)
     app = producer_app(Settings(broker_url=env["FARM_BROKER_URL"], result_backend=env["FARM_RESULT_BACKEND"]))
     deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"worker exited with {proc.returncode}; see {log}")
-        replies = app.control.ping(timeout=1.0) or []
-        if any(f"farm-{proc.pid}@" in name for reply in replies for name in reply):
-            return proc
-    proc.kill()
-    raise RuntimeError(f"worker did not answer a ping in 90 s; see {log}")
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {proc.returncode}; see {log}")
+            try:
+                replies = app.control.ping(timeout=1.0) or []
+            except redis.ConnectionError:      # a pooled connection from before a Redis restart
+                continue
+            if any(f"farm-{proc.pid}@" in name for reply in replies for name in reply):
+                return proc
+        raise RuntimeError(f"worker did not answer a ping in 90 s; see {log}")
+    except BaseException:
+        stop_worker(proc)
+        raise
 
 
 def stop_worker(proc: subprocess.Popen[bytes]) -> None:
+    """A warm shutdown; after 30 s, the worker's whole process group is killed."""
     proc.terminate()
     try:
         proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
 
 
