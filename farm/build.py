@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from farm import fleet
+from farm import fleet, preflight
 from farm.broker import (MERGE_QUEUE, TASK_BUILD_PLATFORM, TASK_MERGE_INDEX, check_broker, producer_app,
                          queue_for, redis_client)
 from farm.context import HashIndex, UploadStats, build_manifest, open_store, upload_context
@@ -301,6 +301,9 @@ def run(plan: Plan, settings: Settings, *, force: bool, wait: bool,
             out.results[b.name] = [BuildResult(build=b.name, version=b.version.version_string, platform=p,
                                                image=b.platform_image(p), digest=d, status="cached")
                                    for p, d in status.platforms.items()]
+            # Before anything is sent: can the farm pull the bases and push the image and caches?
+            # (Creates missing ECR repositories; a read-only account stops here, not after a build.)
+            preflight.require_access(Plan(project, [[b]]), settings)
             for link in b.version.skipped_symlinks:
                 say(f"{b.name}: warning: symlink {link} points outside the build context; left out")
             context = upload(project, b, settings, progress(b.name))

@@ -121,3 +121,20 @@ def test_json_names_sources_and_reasons_never_secrets(stack_env: dict[str, str],
     stack_password = base64.b64decode(secret_auth).decode().partition(":")[2]
     for secret in (wrong, WRITER, secret_auth, stack_password):
         assert secret not in out.stdout + out.stderr
+
+
+def test_farm_build_with_a_read_only_account_stops_before_anything_is_sent(
+        stack_env: dict[str, str], token_host: str, tmp_path: Path) -> None:
+    import redis
+
+    stack_host, stack_auth = stack_login(stack_env)
+    proj = project(tmp_path / "p", token_host, stack_env["FARM_BASE_IMAGE"])
+    config = docker_config(tmp_path / "cfg", {token_host: login("reader", READER), stack_host: stack_auth})
+    r = redis.Redis.from_url(stack_env["FARM_BROKER_URL"])
+    jobs_before = set(r.scan_iter("farm:job:*"))
+    out = farm(["build", "--project", str(proj)], config)
+    assert out.returncode == 1
+    assert f"cannot push to {token_host}/team/api" in out.stderr
+    assert "context" not in out.stderr and "queued" not in out.stderr    # nothing uploaded or enqueued
+    assert set(r.scan_iter("farm:job:*")) == jobs_before
+    assert READER not in out.stdout + out.stderr
