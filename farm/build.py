@@ -100,14 +100,14 @@ class Followed:
 
 
 def submit(app: Celery, jobs: JobStore, requests: Sequence[BuildRequest], merge: MergeRequest | None,
-           skipped: Collection[str] = (), secrets: dict[str, str] | None = None) -> list[Followed]:
+           skipped: Collection[str] = (), secrets: dict[str, str] | None = None, force: bool = False) -> list[Followed]:
     """Claim each ref and send the tasks of the new claims by name; a ref already being built is
     followed instead (single flight). The merge goes when the last of its platforms is pushed
     (`skipped`: platforms the registry already had count as pushed)."""
     out: list[Followed] = []
     for req in requests:
         queue = queue_for(req.mode, req.platform)
-        job_id, new = jobs.claim(req.image, req.job_id, build=req.build, version=req.version,
+        job_id, new = jobs.claim(req.image, req.job_id, force=force, build=req.build, version=req.version,
                                  platform=req.platform, image=req.image, project=req.project, queue=queue,
                                  queued_at=time.time())
         if new:
@@ -115,7 +115,7 @@ def submit(app: Celery, jobs: JobStore, requests: Sequence[BuildRequest], merge:
             app.send_task(TASK_BUILD_PLATFORM, args=[req.model_dump(mode="json")], task_id=req.job_id, queue=queue)
         out.append(Followed(req, job_id, not new, queue))
     if merge is not None:
-        job_id, new = jobs.claim(merge.image, merge.job_id, build=merge.build, version=merge.version,
+        job_id, new = jobs.claim(merge.image, merge.job_id, force=force, build=merge.build, version=merge.version,
                                  platform="index", image=merge.image, project=merge.project, queue=MERGE_QUEUE,
                                  platforms=",".join(merge.platform_images), request=merge.model_dump_json(),
                                  queued_at=time.time())
@@ -314,7 +314,8 @@ def run(plan: Plan, settings: Settings, *, force: bool, wait: bool,
                                     "uploaded_bytes": context.uploaded_bytes}
             requests, merge = jobs_for(project, b, context, settings, skip=status.platforms)
             app, jobs = broker.connect()
-            sent = submit(app, jobs, requests, merge, skipped=status.platforms, secrets=dict(b.action.spec.secrets))
+            sent = submit(app, jobs, requests, merge, skipped=status.platforms, secrets=dict(b.action.spec.secrets),
+                          force=force)
             for f in sent:
                 verb = "following" if f.shared else "queued"
                 say(f"{b.name}: {verb} {f.platform} as job {f.job_id}"

@@ -149,10 +149,12 @@ class JobStore:
 
     # -- the job state machine -------------------------------------------------------------------
 
-    def claim(self, ref: str, job_id: str, **fields: str | float | None) -> tuple[str, bool]:
-        """The job building `ref` now, or this new one (recorded `queued` with `fields`): (id, is new)."""
+    def claim(self, ref: str, job_id: str, *, force: bool = False, **fields: str | float | None) -> tuple[str, bool]:
+        """The job building `ref` now (or that just built it, unless `force`), or this new one (recorded
+        `queued` with `fields`): (id, is new)."""
         record = _fields({"status": "queued", "ref": ref, **fields})
-        got, new = self._eval(keys.CLAIM, [keys.flight(ref), keys.job(job_id)], [job_id, keys.JOB_TTL, *record])
+        got, new = self._eval(keys.CLAIM, [keys.flight(ref), keys.job(job_id)],
+                              [job_id, keys.JOB_TTL, 0 if force else 1, *record])
         return str(got), bool(int(new))
 
     def start(self, job_id: str, owner: str, lease_s: float, worker: str, tag: str) -> Start:

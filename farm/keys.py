@@ -25,6 +25,7 @@ from __future__ import annotations
 JOB_TTL = 7 * 24 * 3600          # job records, logs and fan-in sets outlive the job by a week
 LOG_MAXLEN = 20_000              # lines kept per job log (approximate trim)
 WORKER_TTL = 30                  # a worker not heard from for this long is gone
+BUILT_GRACE = 120                # a just-built ref is shared for this long (single flight's late arrivals)
 
 PREFIX = "farm:"
 # kombu's Redis transport: delivered, unacknowledged messages by delivery time. A running job's
@@ -76,17 +77,19 @@ def lock(name: str) -> str:
     return f"{PREFIX}lock:{name}"
 
 
-# Single flight. KEYS: flight, new job; ARGV: new job id, job TTL, then field/value pairs of the new
-# record. The job already building this ref (not ended, or not yet started), else the new job,
-# recorded as queued. Returns {job id, 1 if it is the new one}.
+# Single flight. KEYS: flight, new job; ARGV: new job id, job TTL, 1 to follow a just-built job (else
+# 0: --force), then field/value pairs of the new record. The job building this ref (not ended, or not
+# yet started), or the one that built it within BUILT_GRACE (a submitter whose status check ran before
+# that build finished), else the new job, recorded as queued. Returns {job id, 1 if it is the new one}.
 CLAIM = """
 local cur = redis.call('GET', KEYS[1])
 if cur then
   local st = redis.call('HGET', 'farm:job:' .. cur, 'status')
   if st and st ~= 'built' and st ~= 'failed' and st ~= 'cancelled' then return {cur, 0} end
+  if st == 'built' and ARGV[3] == '1' then return {cur, 0} end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-redis.call('HSET', KEYS[2], unpack(ARGV, 3))
+redis.call('HSET', KEYS[2], unpack(ARGV, 4))
 redis.call('EXPIRE', KEYS[2], ARGV[2])
 return {ARGV[1], 1}
 """
@@ -129,18 +132,20 @@ return 1
 
 # The owner ends an attempt. KEYS: job, lease, flight of its ref; ARGV: owner token, job TTL, then
 # field/value pairs (status first). A stale owner (the job was handed to another worker) changes
-# nothing and gets 0. An ended job releases its single-flight claim.
+# nothing and gets 0. A failed or cancelled job releases its single-flight claim; a built one keeps
+# it for BUILT_GRACE seconds, so late followers share the result instead of building again.
 FINISH = """
 if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 3))
 redis.call('DEL', KEYS[2])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 local st = redis.call('HGET', KEYS[1], 'status')
-if (st == 'built' or st == 'failed' or st == 'cancelled') and redis.call('GET', KEYS[3]) == KEYS[1]:sub(10) then
-  redis.call('DEL', KEYS[3])
+if redis.call('GET', KEYS[3]) == KEYS[1]:sub(10) then
+  if st == 'built' then redis.call('EXPIRE', KEYS[3], %d)
+  elseif st == 'failed' or st == 'cancelled' then redis.call('DEL', KEYS[3]) end
 end
 return 1
-"""
+""" % BUILT_GRACE
 
 # Ends a job nobody owns (a merge that will never be sent, a queued job given up) unless it ended
 # already. KEYS: job, flight of its ref; ARGV: job TTL, then field/value pairs (status first).

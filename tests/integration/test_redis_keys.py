@@ -74,10 +74,12 @@ def test_a_job_runs_once_is_renewed_and_ends_once(store: JobStore) -> None:
     assert store.finish(job, "owner-a", ref, status="built", digest="sha256:a")
     record = store.get(job)
     assert record["status"] == "built" and record["digest"] == "sha256:a" and record["attempts"] == "1"
-    assert not store.redis.exists(keys.lease(job)) and store.flight_of(ref) is None   # claim released
+    assert not store.redis.exists(keys.lease(job))
+    assert store.flight_of(ref) == job and 0 < store.redis.ttl(keys.flight(ref)) <= keys.BUILT_GRACE
     assert store.start(job, "owner-c", 5, "worker-c", "tag-c").verdict == "ended"   # redelivered: nothing
-    new, is_new = _claim(store, ref)
-    assert is_new and new != job                                                     # a later submission
+    assert _claim(store, ref) == (job, False)          # a late submitter follows the finished build
+    new, is_new = store.claim(ref, uuid.uuid4().hex, force=True, build="api")
+    assert is_new and new != job                                                     # --force builds again
     store.redis.zrem(keys.UNACKED_INDEX, "tag-a")
 
 
