@@ -3,7 +3,8 @@
 Read from the sorted-set indexes the job scripts keep (`farm.keys`: every job by submission time,
 per namespace, per Build and per state), never by scanning keys: a query takes the most selective
 index for its filters (one ZCOUNT each), pages through it newest first with ZREVRANGEBYSCORE and
-LIMIT, and reads each page's records in one pipeline, filtering on what the index did not.
+LIMIT, keeps the ids the other filters' indexes hold (one ZMSCORE each per page), and reads only
+those records, in one pipeline.
 """
 
 from __future__ import annotations
@@ -67,16 +68,30 @@ def query(store: JobStore, q: Query, now: float | None = None) -> list[dict[str,
         index = min(zip(sizes, candidates))[1]
     else:
         index = candidates[0]
+    others = [key for key in candidates if key != index]
     # A page holds what the index gives; with filters it did not apply, read a little ahead.
-    page = q.limit if len(candidates) == 1 else max(q.limit * 2, 20)
+    page = q.limit if not others else max(q.limit * 4, 50)
     out: list[dict[str, str]] = []
     offset = 0
     while len(out) < q.limit:
-        def page_at(o: int = offset) -> list[str]:
-            return list(store.redis.zrevrangebyscore(index, "+inf", low, start=o, num=page))
-        ids = store.call(page_at)
-        for job_id, record in zip(ids, store.records(ids)):
-            if q.matches(record) and len(out) < q.limit:
+        def page_at(o: int = offset) -> list[Any]:
+            pipe = store.redis.pipeline(transaction=False)
+            pipe.zrevrangebyscore(index, "+inf", low, start=o, num=page)
+            return list(pipe.execute())
+        (ids,) = store.call(page_at)
+        if others and ids:
+            def in_others(page_ids: list[str] = ids) -> list[Any]:
+                pipe = store.redis.pipeline(transaction=False)
+                for key in others:
+                    pipe.zmscore(key, page_ids)
+                return list(pipe.execute())
+            scores = store.call(in_others)
+            wanted = [j for n, j in enumerate(ids) if all(s[n] is not None for s in scores)]
+        else:
+            wanted = list(ids)
+        wanted = wanted[: q.limit - len(out)]
+        for job_id, record in zip(wanted, store.records(wanted)):
+            if q.matches(record):
                 out.append({"job_id": job_id, **record})
         if len(ids) < page:
             break

@@ -199,8 +199,8 @@ def _end(store: JobStore, job_id: str, owner: str, ref: str, status: str, **fiel
     if not store.finish(job_id, owner, ref, status=status, finished_at=time.time(), **fields):
         store.log(job_id, f"farm: this worker's attempt ended ({status}) after another took the job over")
         return False
-    detail = fields.get("digest") or fields.get("error") or ""
-    store.log(job_id, f"farm: {status} {detail}".rstrip())  # also wakes a CLI following the log
+    detail = str(fields.get("digest") or fields.get("error") or "")
+    store.log(job_id, f"farm: {detail}" if detail.startswith(status) else f"farm: {status} {detail}".rstrip())  # also wakes a CLI following the log
     if status in keys.ENDED:
         store.expire_log(job_id)
         dispatch()                      # a slot is free
