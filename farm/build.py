@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # celery is imported only once something is enqueued
 
 SECRETS_TTL = 24 * 3600      # build secrets wait at most this long for their worker
 WAITING_AFTER_S = 2.0        # a job still queued this long is checked against the live workers
+CONNECT_WAIT_S = 20.0        # how long the first connection waits for a Redis that refuses (a restart)
 
 
 def upload(project: Project, build: PlannedBuild, settings: Settings,
@@ -325,7 +326,17 @@ class Broker:
     def store(self) -> JobStore:
         if self._store is None:
             client = redis_client(self.settings)
-            check_broker(client, self.settings.broker_url)
+            # A Redis restart of a few seconds is waited out here too; a broker that stays away fails
+            # with check_broker's one line.
+            deadline = time.monotonic() + CONNECT_WAIT_S
+            while True:
+                try:
+                    check_broker(client, self.settings.broker_url)
+                    break
+                except BrokerError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(1.0)
             self._store = JobStore(client, ttl=self.settings.history_ttl)
         return self._store
 
