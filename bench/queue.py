@@ -17,26 +17,32 @@ Runs on Redis databases 6 and 7 of the stack, emptied first.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import statistics
-import subprocess
 import sys
-import tempfile
-import threading
-import time
-import uuid
-from pathlib import Path
 
-import redis
-from farmbench import ROOT, stack_env, workers, write_project
+# This file is named like the standard library's `queue` (which redis-py and kombu import): keep its
+# directory behind the standard library on the path.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE] + [_HERE]
 
-from farm import build as flow
-from farm import fleet, keys, plan
-from farm.broker import TASK_BUILD_PLATFORM, producer_app, queue_for
-from farm.jobs import JobStore
-from farm.settings import Settings
+import argparse  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import redis  # noqa: E402
+from farmbench import ROOT, stack_env, workers, write_project  # noqa: E402
+
+from farm import build as flow  # noqa: E402
+from farm import fleet, keys, plan  # noqa: E402
+from farm.broker import TASK_BUILD_PLATFORM, producer_app, queue_for  # noqa: E402
+from farm.jobs import JobStore  # noqa: E402
+from farm.settings import Settings  # noqa: E402
 
 DBS = (6, 7)
 
