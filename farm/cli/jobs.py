@@ -35,7 +35,8 @@ def _records(store: JobStore, job_ids: tuple[str, ...]) -> dict[str, dict[str, s
     records = {job_id: store.get(job_id) for job_id in job_ids}
     unknown = [j for j, r in records.items() if not r]
     if unknown:
-        raise UsageError(f"no such job: {', '.join(unknown)} (job records expire after 7 days)")
+        raise UsageError(f"no such job: {', '.join(unknown)} (job records are kept {store.ttl / 86400:g} days: "
+                         "FARM_HISTORY_DAYS)")
     return records
 
 

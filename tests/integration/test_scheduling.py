@@ -563,3 +563,21 @@ def test_flower_shows_readable_task_names_and_no_secret_values(
     finally:
         flower.terminate()
         flower.wait(timeout=30)
+
+
+# --- what a user gets wrong: one line, exit 2 ---------------------------------------------------------
+
+def test_usage_errors_are_one_line_and_exit_2(env: dict[str, str], tmp_path: Path) -> None:
+    root = sleepy(tmp_path, env, 1)
+    cases = [(("jobs", "--since", "soon"), "--since 'soon': expected a duration such as 30m, 1h or 2d"),
+             (("cancel", "0" * 32), "no such job: " + "0" * 32 + " (job records are kept 7 days: FARM_HISTORY_DAYS)"),
+             (("build", "--project", str(root), "--label", "novalue"), "--label needs KEY=VALUE (got 'novalue')")]
+    for args, message in cases:
+        code, out, err = run(env, *args)
+        assert (code, err.strip().splitlines()) == (2, [f"error: {message}"]), (args, err)
+    code, _, err = run(env, "build", "--project", str(root), "--no-wait", extra={"FARM_PROJECT_PRIORITIES": "farmtest=asap"})
+    assert code == 2 and "FARM_PROJECT_PRIORITIES: 'farmtest=asap' is not project=high|normal|low" in err
+    subprocess.run(["git", "checkout", "-q", "--detach"], cwd=root, check=True)
+    code, _, err = run(env, "build", "--project", str(root), "--supersede", "--no-wait")
+    assert code == 2 and "--supersede needs the git branch" in err
+    assert records(env) == {}                                                 # nothing was submitted
