@@ -379,8 +379,8 @@ def run(plan: Plan, settings: Settings, *, force: bool, wait: bool,
     the submission's namespace (default: each Build's), priority, branch, commit and labels.
     """
     project, waves = plan.project, plan.waves
-    who = who or Submission(priority=settings.priority_for(project.name), branch=project.git.branch,
-                            commit=project.git.commit_hash, submitter=submitter())
+    who = who or Submission(priority=settings.priority_for(project.name), commit=project.git.commit_hash,
+                            branch=project.git.branch if project.git.branch != "HEAD" else "", submitter=submitter())
     deadline = None if timeout is None else time.monotonic() + timeout
     broker = Broker(settings)
     out = Outcome()

@@ -37,9 +37,12 @@ if TYPE_CHECKING:
               help="Recorded with the jobs (repeatable), e.g. --label ci_url=$CI_JOB_URL; see `farm jobs`.")
 @click.option("--supersede", is_flag=True,
               help="Cancel earlier unfinished builds of the same Builds on this git branch.")
+@click.option("--branch", default=None,
+              help="The git branch to record and supersede on (default: the checkout's; a CI job on a "
+                   "detached HEAD passes its own, e.g. $CI_COMMIT_REF_NAME).")
 def build(names: tuple[str, ...], project_dir: Path, env_name: str | None, platforms: tuple[str, ...],
           force: bool, no_wait: bool, as_json: bool, timeout: float | None, multi_platform: str | None,
-          priority: str | None, labels: tuple[str, ...], supersede: bool) -> None:
+          priority: str | None, labels: tuple[str, ...], supersede: bool, branch: str | None) -> None:
     """Build the project's container Builds (all, or NAMES) on the farm and push them."""
     from farm import build as flow
     from farm import plan
@@ -56,9 +59,11 @@ def build(names: tuple[str, ...], project_dir: Path, env_name: str | None, platf
         priority = priority or settings.priority_for(project.name)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    if supersede and not project.git.branch:
-        raise UsageError("--supersede needs the git branch of the project (detached HEAD or not a git repository)")
-    who = flow.Submission(priority=priority, branch=project.git.branch, commit=project.git.commit_hash,
+    branch = branch or (project.git.branch if project.git.branch != "HEAD" else "")
+    if supersede and not branch:
+        raise UsageError("--supersede needs the git branch of the project (a detached HEAD or no git "
+                         "repository: pass --branch)")
+    who = flow.Submission(priority=priority, branch=branch, commit=project.git.commit_hash,
                           labels={k.strip(): v for k, _, v in pairs}, submitter=flow.submitter(),
                           supersede=supersede)
     one_call = (multi_platform or settings.multi_platform) == "one-call"

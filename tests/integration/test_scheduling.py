@@ -579,5 +579,8 @@ def test_usage_errors_are_one_line_and_exit_2(env: dict[str, str], tmp_path: Pat
     assert code == 2 and "FARM_PROJECT_PRIORITIES: 'farmtest=asap' is not project=high|normal|low" in err
     subprocess.run(["git", "checkout", "-q", "--detach"], cwd=root, check=True)
     code, _, err = run(env, "build", "--project", str(root), "--supersede", "--no-wait")
-    assert code == 2 and "--supersede needs the git branch" in err
+    assert code == 2 and "--supersede needs the git branch" in err and "pass --branch" in err
     assert records(env) == {}                                                 # nothing was submitted
+    code, _, err = run(env, "build", "--project", str(root), "--supersede", "--no-wait", "--branch", "mr-7")
+    assert code == 0, err
+    assert [rec["branch"] for rec in records(env).values()] == ["mr-7"]
