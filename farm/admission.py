@@ -131,13 +131,23 @@ def trim_history(store: JobStore, now: float | None = None) -> None:
     store.call(trim)
 
 
+def forget_gone_workers(store: JobStore, now: float | None = None) -> None:
+    """Drop the concurrency of workers no longer heard from (their serving entries expire in DISPATCH)."""
+    now = time.time() if now is None else now
+    live = set(store.call(lambda: store.redis.zrangebyscore(keys.WORKERS, now - keys.WORKER_TTL, "+inf")))
+    gone = [w for w in store.call(lambda: store.redis.hkeys(keys.CONCURRENCY)) if w not in live]
+    if gone:
+        store.call(lambda: store.redis.hdel(keys.CONCURRENCY, *gone))
+
+
 def maintain(app: Celery, store: JobStore) -> list[str]:
-    """The periodic round: reap, requeue what was never sent, trim the history (once a minute across
-    the farm), dispatch. The ids sent."""
+    """The periodic round: reap, requeue what was never sent, trim the history and forget gone workers
+    (once a minute across the farm), dispatch. The ids sent."""
     store.reap()
     requeue_stale(store)
-    if store.call(lambda: store.redis.set(f"{keys.PREFIX}trimmed", "1", nx=True, ex=TRIM_EVERY_S)):
+    if store.call(lambda: store.redis.set(keys.TRIMMED, "1", nx=True, ex=TRIM_EVERY_S)):
         trim_history(store)
+        forget_gone_workers(store)
     return dispatch(app, store)
 
 

@@ -180,23 +180,22 @@ def submit(app: Celery, jobs: JobStore, requests: Sequence[BuildRequest], merge:
     return out
 
 
-def supersede(jobs: JobStore, followed: Sequence[Followed], who: Submission) -> list[str]:
-    """Cancel the unfinished jobs of the same Builds on the same branch submitted before these (a newer
-    commit made them moot); the ids cancelled. Jobs this submission follows are kept."""
+def supersede(jobs: JobStore, project: str, build: str, who: Submission, followed: Sequence[Followed] = ()
+              ) -> list[str]:
+    """Cancel the unfinished jobs of a Build on the submission's branch submitted before this one (a
+    newer commit made them moot: also when its own image was already in the registry); the ids
+    cancelled. Jobs this submission follows are kept."""
     keep = {f.job_id for f in followed}
+    mine = [jobs.get(f.job_id) for f in followed if not f.shared]
+    before = min((float(r.get("queued_at") or time.time()) for r in mine), default=time.time())
+    why = f"superseded by a newer build of {build} on {who.branch}" + (
+        f" (commit {who.commit[:12]})" if who.commit else "")
     out: list[str] = []
-    for project, build in sorted({(f.job.project, f.job.build) for f in followed}):
-        mine = [jobs.get(f.job_id) for f in followed if f.job.build == build and not f.shared]
-        before = min((float(r.get("queued_at") or time.time()) for r in mine), default=time.time())
-        for job_id in jobs.unfinished_before(keys.branch(project, build, who.branch), before):
-            for member in jobs.group(job_id):
-                if member in keep or member in out:
-                    continue
-                why = f"superseded by a newer build of {build} on {who.branch}" + (
-                    f" (commit {who.commit[:12]})" if who.commit else "")
-                verdict, _ = jobs.cancel(member, why, cause="superseded")
-                if verdict in ("cancelled", "requested"):
-                    out.append(member)
+    for job_id in jobs.unfinished_before(keys.branch(project, build, who.branch), before):
+        for member in jobs.group(job_id):
+            if member not in keep and member not in out and jobs.cancel(member, why, "superseded")[0] in (
+                    "cancelled", "requested"):
+                out.append(member)
     return out
 
 
@@ -400,6 +399,9 @@ def run(plan: Plan, settings: Settings, *, force: bool, wait: bool,
             if status.digest:
                 say(f"{b.name}: {b.outputs.deployment_image_id} is already built (registry status check)")
                 _record_cached(broker, project, b, who, status.digest, say)
+                if who.supersede and who.branch:
+                    for job_id in supersede(broker.store(), project.name, b.name, who):
+                        say(f"{b.name}: cancelling job {job_id} (superseded on branch {who.branch})")
                 out.results[b.name] = [BuildResult(build=b.name, version=b.version.version_string,
                                                    image=b.outputs.deployment_image_id, digest=status.digest,
                                                    status="cached", timings={"check_s": round(time.monotonic() - t0, 3)})]
@@ -433,7 +435,7 @@ def run(plan: Plan, settings: Settings, *, force: bool, wait: bool,
                     + (" (already being built: single flight)" if f.shared
                        else f" on {f.queue} ({mine.namespace}, priority {mine.priority})"))
             if who.supersede and who.branch:
-                for job_id in supersede(jobs, sent, mine):
+                for job_id in supersede(jobs, project.name, b.name, mine, sent):
                     say(f"{b.name}: cancelling job {job_id} (superseded on branch {who.branch})")
             for p in status.platforms:
                 say(f"{b.name}: {p} is already in the registry ({b.platform_image(p)})")

@@ -40,6 +40,7 @@ History and metrics:
                                      farm:hist:build:<build> and farm:hist:state:<state>
                                      (kept right by the scripts that change a job's state)
     farm:hist:indexes        set     the ns and build indexes, for trimming to the retention period
+    farm:trimmed             string  set for a minute by the worker that trimmed the history (one a minute)
     farm:metrics:counters    hash    `name|label=value|…` -> count
     farm:metrics:histograms  hash    `name|label=value|…|le=<bucket>` -> count, `…|sum` -> seconds
 
@@ -77,6 +78,7 @@ CLASS_SPAN = 10**12                               # score = class * CLASS_SPAN +
 # History and metrics.
 HISTORY = f"{PREFIX}hist:all"
 HISTORY_INDEXES = f"{PREFIX}hist:indexes"
+TRIMMED = f"{PREFIX}trimmed"
 COUNTERS = f"{PREFIX}metrics:counters"
 HISTOGRAMS = f"{PREFIX}metrics:histograms"
 # Seconds: queue waits of a fraction of a second up to builds of an hour and more.

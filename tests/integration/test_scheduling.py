@@ -34,6 +34,7 @@ from tests.conftest import ROOT, start_worker, stop_worker, write_project
 pytestmark = pytest.mark.integration
 
 DBS = (4, 5)
+COUNTED_DB = 8
 AMD64 = "build.local-docker.linux-amd64"
 
 
@@ -56,9 +57,25 @@ def store_of(env: dict[str, str]) -> JobStore:
     return JobStore(rdb(env))
 
 
+CLIS: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_cli() -> Iterator[None]:
+    """A `farm` process a failed test left following its jobs is stopped before the next test."""
+    yield
+    while CLIS:
+        proc = CLIS.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
 def farm(env: dict[str, str], *args: str, extra: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "farm.cli", *args], env={**os.environ, **env, **(extra or {})},
+    proc = subprocess.Popen([sys.executable, "-m", "farm.cli", *args], env={**os.environ, **env, **(extra or {})},
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    CLIS.append(proc)
+    return proc
 
 
 def done(proc: subprocess.Popen[str], timeout: float = 300) -> tuple[int, str, str]:
@@ -188,6 +205,17 @@ def test_a_cancel_ends_waiting_jobs_at_once_and_flags_running_ones(env: dict[str
     assert store.cancel(running, "again") == ("ended", "cancelled")
     counters = r.hgetall(keys.COUNTERS)
     assert counters["builds|result=cancelled|cause=cancelled"] == "2"
+
+
+def test_the_history_is_trimmed_to_its_retention_period(env: dict[str, str]) -> None:
+    r, store = rdb(env), JobStore(rdb(env), ttl=3600)                      # FARM_HISTORY_DAYS, in seconds
+    old, new = uuid.uuid4().hex, uuid.uuid4().hex
+    store.claim("reg/ns/api:1", old, build="api", namespace="ns", queued_at=time.time() - 7200)
+    store.claim("reg/ns/api:2", new, build="api", namespace="ns", queued_at=time.time())
+    admission.trim_history(store)
+    for key in (keys.HISTORY, keys.history_namespace("ns"), keys.history_build("api"), keys.history_state("queued")):
+        assert r.zrange(key, 0, -1) == [new], key
+    assert 0 < r.ttl(keys.job(new)) <= 3600
 
 
 # --- priorities ---------------------------------------------------------------------------------
@@ -367,9 +395,8 @@ def test_supersede_cancels_older_builds_on_the_same_branch_only(
     code, out, err = run(env, "build", "--project", str(other), "--no-wait")    # another branch: waits its turn
     assert code == 0, err
     (job_other,) = job_ids(out)
-    _commit(root, None, "two")                                                  # a newer commit on feature
-    (root / "api" / "Dockerfile").write_text(f"FROM {env['FARM_BASE_IMAGE']}\nRUN echo two > /n\n")
-    _commit(root, None, "two, quick")
+    (root / "api" / "Dockerfile").write_text(f"FROM {env['FARM_BASE_IMAGE']}\nRUN echo {uuid.uuid4().hex} > /n\n")
+    _commit(root, None, "two, quick")                                           # a newer commit on feature
     code, out, err = run(env, "build", "--project", str(root), "--supersede", "--json")
     assert code == 0, err
     assert f"cancelling job {job_old} (superseded on branch feature)" in err
@@ -413,6 +440,9 @@ class CommandCounter:
 
 
 def test_farm_jobs_filters_a_thousand_records_without_scanning(env: dict[str, str]) -> None:
+    # a database of its own: the only client on it while counting is `farm jobs`
+    env = {**env, "FARM_BROKER_URL": env["FARM_BROKER_URL"].rsplit("/", 1)[0] + f"/{COUNTED_DB}"}
+    rdb(env).flushdb()
     store, r = store_of(env), rdb(env)
     now = time.time()
     made: list[dict[str, Any]] = []
@@ -435,7 +465,7 @@ def test_farm_jobs_filters_a_thousand_records_without_scanning(env: dict[str, st
     ]
     for args, wanted in cases:
         expected = [m["job"] for m in sorted(made, key=lambda m: -m["queued"]) if wanted(m)][:20]
-        counter = CommandCounter(env, DBS[0])
+        counter = CommandCounter(env, COUNTED_DB)
         code, out, err = run(env, "jobs", *args, "--limit", "20", "--json")
         commands = counter.stop()
         assert code == 0, err
