@@ -1,26 +1,31 @@
-"""The producer's flow for `farm build`: status check -> upload -> claim and enqueue -> follow.
+"""The producer's flow for `farm build`: status check -> upload -> claim and admit -> follow.
 
-Data moves forward: the plan gives image refs, refs are checked against the registry, the missing
-ones are claimed (single flight: a ref already being built is followed, not built again) and the new
-ones become tasks on the queue of their build mode and platform; the jobs' records and log streams
-give the results. A job no live worker can run is reported as waiting, with the reason.
+Data moves forward: the plan gives image refs, refs are checked against the registry (a hit is
+recorded `cached` for the job history), the missing ones are claimed (single flight: a ref already
+being built is followed, not built again) and the new ones wait in the waiting room of their queue
+(build mode and platform) and namespace, with their priority, until admission sends them
+(`farm.admission`); the jobs' records and log streams give the results. A job no live worker can run
+is reported as waiting, with the reason. `--supersede` cancels older unfinished jobs of the same
+Build on the same branch.
 """
 
 from __future__ import annotations
 
+import getpass
+import json
+import socket
 import time
 import uuid
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from farm import fleet, preflight
-from farm.broker import (MERGE_QUEUE, TASK_BUILD_PLATFORM, TASK_MERGE_INDEX, check_broker, producer_app,
-                         queue_for, redis_client)
+from farm import admission, fleet, keys, preflight
+from farm.broker import MERGE_QUEUE, check_broker, producer_app, queue_for, redis_client
 from farm.context import HashIndex, UploadStats, build_manifest, open_store, upload_context
-from farm.errors import UsageError
+from farm.errors import BrokerError, UsageError
 from farm.garden import Project
-from farm.jobs import BuildRequest, BuildResult, Job, JobStore, MergeRequest
+from farm.jobs import Admission, BuildRequest, BuildResult, Job, JobStore, MergeRequest
 from farm.plan import Plan, PlannedBuild
 from farm.settings import Settings
 from farm.status import Status, check_status
@@ -30,6 +35,7 @@ if TYPE_CHECKING:  # celery is imported only once something is enqueued
 
 SECRETS_TTL = 24 * 3600      # build secrets wait at most this long for their worker
 WAITING_AFTER_S = 2.0        # a job still queued this long is checked against the live workers
+CONNECT_WAIT_S = 20.0        # how long the first connection waits for a Redis that refuses (a restart)
 
 
 def upload(project: Project, build: PlannedBuild, settings: Settings,
@@ -86,6 +92,46 @@ def jobs_for(project: Project, build: PlannedBuild, context: UploadStats, settin
 
 
 @dataclass(frozen=True)
+class Submission:
+    """Who submits, and how the farm schedules it; recorded on every job it claims (the history)."""
+
+    namespace: str = ""             # the team's share (default: the Build's registry namespace)
+    priority: str = "normal"
+    branch: str = ""
+    commit: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    submitter: str = ""
+    supersede: bool = False
+    force: bool = False             # build again even what was just built (--force)
+
+    def fields(self) -> dict[str, str]:
+        return {"namespace": self.namespace, "priority": self.priority, "branch": self.branch,
+                "commit": self.commit, "labels": json.dumps(dict(self.labels), sort_keys=True),
+                "submitter": self.submitter}
+
+
+def submitter() -> str:
+    """`user@host` of this process, for the history."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "?"
+    return f"{user}@{socket.gethostname()}"
+
+
+def namespace_of(project: Project, build: PlannedBuild) -> str:
+    """The namespace a Build's jobs count against: its registry namespace (the team's), else the
+    provider's Kubernetes namespace, else the project name."""
+    provider = build.provider
+    registry = provider.deployment_registry if provider else None
+    if registry and registry.namespace:
+        return registry.namespace
+    if provider and provider.namespace:
+        return provider.namespace.name
+    return project.name
+
+
+@dataclass(frozen=True)
 class Followed:
     """A job this submitter follows: its own, or another submitter's building the same ref."""
 
@@ -100,29 +146,57 @@ class Followed:
 
 
 def submit(app: Celery, jobs: JobStore, requests: Sequence[BuildRequest], merge: MergeRequest | None,
-           skipped: Collection[str] = (), secrets: dict[str, str] | None = None, force: bool = False) -> list[Followed]:
-    """Claim each ref and send the tasks of the new claims by name; a ref already being built is
-    followed instead (single flight). The merge goes when the last of its platforms is pushed
-    (`skipped`: platforms the registry already had count as pushed)."""
+           skipped: Collection[str] = (), secrets: dict[str, str] | None = None,
+           who: Submission | None = None) -> list[Followed]:
+    """Claim each ref; a new claim waits in its queue's waiting room and admission sends what there is
+    room for; a ref already being built is followed instead (single flight). The merge goes when the
+    last of its platforms is pushed (`skipped`: platforms the registry already had count as pushed)."""
+    who = who or Submission()
     out: list[Followed] = []
+    now = time.time()
+    recorded: dict[str, str | float | None] = {**who.fields(), "queued_at": now}
     for req in requests:
         queue = queue_for(req.mode, req.platform)
-        job_id, new = jobs.claim(req.image, req.job_id, force=force, build=req.build, version=req.version,
-                                 platform=req.platform, image=req.image, project=req.project, queue=queue,
-                                 queued_at=time.time())
-        if new:
-            jobs.put_secrets(req.job_id, secrets or {}, SECRETS_TTL)
-            app.send_task(TASK_BUILD_PLATFORM, args=[req.model_dump(mode="json")], task_id=req.job_id, queue=queue)
+        # Secrets first: a job is dispatched (by anyone) as soon as it is claimed.
+        jobs.put_secrets(req.job_id, secrets or {}, SECRETS_TTL)
+        job_id, new = jobs.claim(
+            req.image, req.job_id, admit=Admission(queue, who.namespace or req.project, who.priority), force=who.force,
+            branch_key=keys.branch(req.project, req.build, who.branch) if who.branch else "",
+            build=req.build, version=req.version, platform=req.platform, image=req.image, project=req.project,
+            mode=req.mode, index=req.index, request=req.model_dump_json(), **recorded)
+        if not new:
+            jobs.drop_secrets(req.job_id)
         out.append(Followed(req, job_id, not new, queue))
     if merge is not None:
-        job_id, new = jobs.claim(merge.image, merge.job_id, force=force, build=merge.build, version=merge.version,
-                                 platform="index", image=merge.image, project=merge.project, queue=MERGE_QUEUE,
-                                 platforms=",".join(merge.platform_images), request=merge.model_dump_json(),
-                                 queued_at=time.time())
+        job_id, new = jobs.claim(
+            merge.image, merge.job_id, admit=None, force=who.force,
+            branch_key=keys.branch(merge.project, merge.build, who.branch) if who.branch else "",
+            build=merge.build, version=merge.version, platform="index", image=merge.image, project=merge.project,
+            queue=MERGE_QUEUE, platforms=",".join(merge.platform_images), request=merge.model_dump_json(),
+            **recorded)
         if new and jobs.fanin(merge.image, skipped) == merge.job_id:
-            app.send_task(TASK_MERGE_INDEX, args=[merge.model_dump(mode="json")], task_id=merge.job_id,
-                          queue=MERGE_QUEUE)
+            admission.send_merge(app, merge, MERGE_QUEUE)
         out.append(Followed(merge, job_id, not new, MERGE_QUEUE))
+    admission.dispatch(app, jobs)
+    return out
+
+
+def supersede(jobs: JobStore, project: str, build: str, who: Submission, followed: Sequence[Followed] = ()
+              ) -> list[str]:
+    """Cancel the unfinished jobs of a Build on the submission's branch submitted before this one (a
+    newer commit made them moot: also when its own image was already in the registry); the ids
+    cancelled. Jobs this submission follows are kept."""
+    keep = {f.job_id for f in followed}
+    mine = [jobs.get(f.job_id) for f in followed if not f.shared]
+    before = min((float(r.get("queued_at") or time.time()) for r in mine), default=time.time())
+    why = f"superseded by a newer build of {build} on {who.branch}" + (
+        f" (commit {who.commit[:12]})" if who.commit else "")
+    out: list[str] = []
+    for job_id in jobs.unfinished_before(keys.branch(project, build, who.branch), before):
+        for member in jobs.group(job_id):
+            if member not in keep and member not in out and jobs.cancel(member, why, "superseded")[0] in (
+                    "cancelled", "requested"):
+                out.append(member)
     return out
 
 
@@ -218,8 +292,8 @@ def _finished(app: Celery, jobs: JobStore, f: Followed, record: dict[str, str],
     return BuildResult(
         build=f.job.build, version=f.job.version, image=f.job.image,
         platform=None if is_merge else f.job.platform, kind="index" if is_merge else "platform",  # type: ignore[union-attr]
-        digest=record.get("digest") or None, status=status,  # type: ignore[arg-type]
-        error=record.get("error") or None,
+        digest=record.get("digest") or None if status == "built" else None, status=status,  # type: ignore[arg-type]
+        error=record.get("error") or None if status != "built" else None,
         log_tail=jobs.tail(f.job_id) if status == "failed" else [],
         job_id=f.job_id, shared=f.shared, attempts=int(record.get("attempts") or 0), timings=_timings(record),
     )
@@ -241,18 +315,36 @@ def _timings(record: dict[str, str]) -> dict[str, float]:
 
 
 class Broker:
-    """The queue, reached only once something must be enqueued: a run where every Build is cached needs none."""
+    """The queue, reached only once something must be enqueued: a run where every Build is cached
+    needs no Celery (only Redis, for the `cached` record, and a run goes on without it)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._conn: tuple[Celery, JobStore] | None = None
+        self._store: JobStore | None = None
+        self._app: Celery | None = None
+
+    def store(self) -> JobStore:
+        if self._store is None:
+            client = redis_client(self.settings)
+            # A Redis restart of a few seconds is waited out here too; a broker that stays away fails
+            # with check_broker's one line.
+            deadline = time.monotonic() + CONNECT_WAIT_S
+            while True:
+                try:
+                    check_broker(client, self.settings.broker_url)
+                    break
+                except BrokerError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(1.0)
+            self._store = JobStore(client, ttl=self.settings.history_ttl)
+        return self._store
 
     def connect(self) -> tuple[Celery, JobStore]:
-        if self._conn is None:
-            client = redis_client(self.settings)
-            check_broker(client, self.settings.broker_url)
-            self._conn = (producer_app(self.settings), JobStore(client))
-        return self._conn
+        store = self.store()
+        if self._app is None:
+            self._app = producer_app(self.settings)
+        return self._app, store
 
 
 @dataclass
@@ -262,16 +354,34 @@ class Outcome:
     queued: list[dict[str, str]] = field(default_factory=list)                # jobs followed, for --no-wait
 
 
+def _record_cached(broker: Broker, project: Project, b: PlannedBuild, who: Submission, digest: str,
+                   say: Callable[[str], None]) -> None:
+    """The history's `cached` record of a Build the status check answered (best effort: a cached
+    answer does not need the farm)."""
+    try:
+        broker.store().record_cached(
+            uuid.uuid4().hex, build=b.name, version=b.version.version_string, project=project.name,
+            platform=",".join(b.platforms), image=b.outputs.deployment_image_id, digest=digest, mode=b.mode,
+            **{**who.fields(), "namespace": who.namespace or namespace_of(project, b)})
+    except BrokerError as exc:
+        say(f"{b.name}: not recorded in the job history: {exc}")
+
+
 def run(plan: Plan, settings: Settings, *, force: bool, wait: bool,
         say: Callable[[str], None], progress: Callable[[str], Callable[[int, int], None]],
-        on_line: Callable[[Job, str], None], timeout: float | None = None) -> Outcome:
-    """Check, upload, claim and enqueue, and (with `wait`) follow every planned Build, wave after wave.
+        on_line: Callable[[Job, str], None], timeout: float | None = None,
+        who: Submission | None = None) -> Outcome:
+    """Check, upload, claim and admit, and (with `wait`) follow every planned Build, wave after wave.
 
     A Build whose dependency failed fails without being sent; without `wait`, dependent waves
     cannot be ordered, so that is a usage error. `force` builds even what the registry has, unless
-    that ref is being built right now (then it is followed). `timeout` bounds the whole wait.
+    that ref is being built right now (then it is followed). `timeout` bounds the whole wait. `who`:
+    the submission's namespace (default: each Build's), priority, branch, commit and labels.
     """
     project, waves = plan.project, plan.waves
+    who = who or Submission(priority=settings.priority_for(project.name), commit=project.git.commit_hash,
+                            branch=project.git.branch if project.git.branch != "HEAD" else "", submitter=submitter())
+    who = replace(who, force=force)
     deadline = None if timeout is None else time.monotonic() + timeout
     broker = Broker(settings)
     out = Outcome()
@@ -290,6 +400,10 @@ def run(plan: Plan, settings: Settings, *, force: bool, wait: bool,
             status = Status(digest=None) if force else check_status(b, settings)
             if status.digest:
                 say(f"{b.name}: {b.outputs.deployment_image_id} is already built (registry status check)")
+                _record_cached(broker, project, b, who, status.digest, say)
+                if who.supersede and who.branch:
+                    for job_id in supersede(broker.store(), project.name, b.name, who):
+                        say(f"{b.name}: cancelling job {job_id} (superseded on branch {who.branch})")
                 out.results[b.name] = [BuildResult(build=b.name, version=b.version.version_string,
                                                    image=b.outputs.deployment_image_id, digest=status.digest,
                                                    status="cached", timings={"check_s": round(time.monotonic() - t0, 3)})]
@@ -314,12 +428,17 @@ def run(plan: Plan, settings: Settings, *, force: bool, wait: bool,
                                     "uploaded_bytes": context.uploaded_bytes}
             requests, merge = jobs_for(project, b, context, settings, skip=status.platforms)
             app, jobs = broker.connect()
+            mine = replace(who, namespace=who.namespace or namespace_of(project, b))
             sent = submit(app, jobs, requests, merge, skipped=status.platforms, secrets=dict(b.action.spec.secrets),
-                          force=force)
+                          who=mine)
             for f in sent:
                 verb = "following" if f.shared else "queued"
                 say(f"{b.name}: {verb} {f.platform} as job {f.job_id}"
-                    + (" (already being built: single flight)" if f.shared else f" on {f.queue}"))
+                    + (" (already being built: single flight)" if f.shared
+                       else f" on {f.queue} ({mine.namespace}, priority {mine.priority})"))
+            if who.supersede and who.branch:
+                for job_id in supersede(jobs, project.name, b.name, mine, sent):
+                    say(f"{b.name}: cancelling job {job_id} (superseded on branch {who.branch})")
             for p in status.platforms:
                 say(f"{b.name}: {p} is already in the registry ({b.platform_image(p)})")
             waiting += sent
@@ -330,6 +449,6 @@ def run(plan: Plan, settings: Settings, *, force: bool, wait: bool,
         app, jobs = broker.connect()
         for res in wait_for(app, jobs, waiting, on_line, say, deadline).values():
             out.results.setdefault(res.build, []).append(res)
-            if res.status == "failed":
+            if res.status in ("failed", "cancelled"):
                 failed.add(res.build)
     return out

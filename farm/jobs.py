@@ -1,11 +1,14 @@
 """Build requests and results, and their records in Redis: job states, leases, single flight, logs.
 
 A job is one (Build, platform) image ref, or the index merge of a multi-platform Build. Concurrent
-submissions of the same ref share one job (`claim`). A worker takes a delivered job (`start`), holds
-a lease on it that it renews while the builder runs (`renew`), and ends the attempt (`finish`); every
-step is one Lua script of `farm.keys`, so a redelivered message or a retried call does nothing twice,
-and a worker that was taken for lost can no longer change the record. The builder's output goes to
-the job's log stream, which every submitter follows. Task arguments hold no credential.
+submissions of the same ref share one job (`claim`), which waits in the waiting room of its queue and
+namespace until `dispatch` lets it into Celery's queue (priorities, fair shares: `farm.admission`).
+A worker takes a delivered job (`start`), holds a lease on it that it renews while the builder runs
+(`renew`, which also reports a cancel), and ends the attempt (`finish`); `cancel` ends a job nobody
+runs or flags a running one. Every step is one Lua script of `farm.keys`, so a redelivered message
+or a retried call does nothing twice, and a worker that was taken for lost can no longer change the
+record. The builder's output goes to the job's log stream, which every submitter follows. Task
+arguments hold no credential.
 
 Every call survives a Redis restart: it retries with backoff until Redis answers again or
 `reconnect_s` has passed (then it raises BrokerError).
@@ -94,6 +97,30 @@ class BuildResult(BaseModel):
 
 
 @dataclass(frozen=True)
+class Admission:
+    """Where a new build job waits for its turn: its Celery queue, its namespace's share, its priority."""
+
+    queue: str
+    namespace: str
+    priority: str = "normal"
+
+
+@dataclass(frozen=True)
+class Dispatched:
+    """A job DISPATCH let into flight: the caller sends its task request to `queue`."""
+
+    job_id: str
+    queue: str
+    request: str
+    priority: str
+    dispatched_at: str = ""
+
+
+# RENEW's answers.
+LOST, HELD, CANCEL = 0, 1, 2
+
+
+@dataclass(frozen=True)
 class Start:
     verdict: Literal["run", "ended", "busy"]
     attempt: int
@@ -110,10 +137,12 @@ def _fields(values: Mapping[str, object]) -> list[str]:
 class JobStore:
     """Job records (Redis hashes), leases, single-flight claims, fan-in sets and log streams."""
 
-    def __init__(self, client: redis.Redis, *, reconnect_s: float = 120.0) -> None:
+    def __init__(self, client: redis.Redis, *, reconnect_s: float = 120.0, ttl: int = keys.JOB_TTL) -> None:
         # A client made with decode_responses=True: redis-py's annotations cannot say it returns str.
         self.redis: Any = client
         self.reconnect_s = reconnect_s
+        self.ttl = ttl                  # records, logs and history are kept this long (FARM_HISTORY_DAYS)
+        self._scripts: dict[str, Any] = {}
 
     def call(self, fn: Callable[[], T]) -> T:
         """`fn()`, retried while Redis is unreachable (a restart), up to `reconnect_s`."""
@@ -130,7 +159,11 @@ class JobStore:
                 delay = min(delay * 2, 5.0)
 
     def _eval(self, script: str, keys_: list[str], args: list[object]) -> Any:
-        return self.call(lambda: self.redis.eval(script, len(keys_), *keys_, *args))
+        # EVALSHA, loading the script once per server (again after a restart: redis-py handles NOSCRIPT)
+        if script not in self._scripts:
+            self._scripts[script] = self.redis.register_script(script)
+        fn = self._scripts[script]
+        return self.call(lambda: fn(keys=keys_, args=args))
 
     # -- records ---------------------------------------------------------------------------------
 
@@ -140,43 +173,123 @@ class JobStore:
         def write() -> None:
             pipe = self.redis.pipeline()
             pipe.hset(keys.job(job_id), mapping=values)
-            pipe.expire(keys.job(job_id), keys.JOB_TTL)
+            pipe.expire(keys.job(job_id), self.ttl)
             pipe.execute()
         self.call(write)
 
     def get(self, job_id: str) -> dict[str, str]:
         return dict(self.call(lambda: self.redis.hgetall(keys.job(job_id))))
 
+    def records(self, job_ids: Iterable[str]) -> list[dict[str, str]]:
+        """The records of several jobs in one round trip ({} for one that expired)."""
+        ids = list(job_ids)
+        if not ids:
+            return []
+
+        def read() -> list[dict[str, str]]:
+            pipe = self.redis.pipeline(transaction=False)
+            for job_id in ids:
+                pipe.hgetall(keys.job(job_id))
+            return [dict(r) for r in pipe.execute()]
+        return self.call(read)
+
     # -- the job state machine -------------------------------------------------------------------
 
-    def claim(self, ref: str, job_id: str, *, force: bool = False, **fields: str | float | None) -> tuple[str, bool]:
+    def claim(self, ref: str, job_id: str, *, admit: Admission | None = None, branch_key: str = "",
+              force: bool = False, **fields: str | float | None) -> tuple[str, bool]:
         """The job building `ref` now (or that just built it, unless `force`), or this new one (recorded
-        `queued` with `fields`): (id, is new)."""
-        record = _fields({"status": "queued", "ref": ref, **fields})
-        got, new = self._eval(keys.CLAIM, [keys.flight(ref), keys.job(job_id)],
-                              [job_id, keys.JOB_TTL, 0 if force else 1, *record])
+        `queued` with `fields`): (id, is new).
+        A new job with `admit` waits in its queue's waiting room for `dispatch`; `branch_key` indexes
+        it for `supersede`."""
+        values: dict[str, str | float | None] = {"status": "queued", "ref": ref, **fields}
+        values.setdefault("queued_at", time.time())
+        if admit is not None:
+            values.update(queue=admit.queue, namespace=admit.namespace, priority=admit.priority)
+        klass = keys.PRIORITIES[admit.priority] if admit is not None else 0
+        got, new = self._eval(
+            keys.CLAIM, [keys.flight(ref), keys.job(job_id)],
+            [job_id, self.ttl, admit.queue if admit else "", admit.namespace if admit else "", klass, branch_key,
+             0 if force else 1, *_fields(values)])
         return str(got), bool(int(new))
+
+    def dispatch(self, queues: Iterable[str] = ()) -> list[Dispatched]:
+        """Let waiting jobs into flight while their queues have room (DISPATCH); the caller sends them."""
+        flat = self._eval(keys.DISPATCH, [], [repr(now := time.time()), keys.WORKER_TTL, *queues])
+        return [Dispatched(str(flat[i]), str(flat[i + 1]), str(flat[i + 2]), str(flat[i + 3]), repr(now))
+                for i in range(0, len(flat), 4)]
+
+    def mark_sent(self, job_id: str) -> None:
+        """The dispatched job's message is in Celery's queue now."""
+        self.call(lambda: self.redis.hset(keys.job(job_id), "sent_at", time.time()))
+
+    def undispatch(self, job_id: str, dispatched_at: str) -> bool:
+        """Back to its waiting room: a job dispatched at `dispatched_at` whose message never reached Celery."""
+        return bool(self._eval(keys.UNDISPATCH, [keys.job(job_id)], [dispatched_at]))
+
+    def reap(self) -> int:
+        """Drop in-flight entries of jobs that ended or expired (REAP); how many."""
+        return int(self._eval(keys.REAP, [], []))
 
     def start(self, job_id: str, owner: str, lease_s: float, worker: str, tag: str) -> Start:
         verdict, attempt, previous = self._eval(
             keys.START, [keys.job(job_id), keys.lease(job_id)],
-            [owner, int(lease_s * 1000), time.time(), worker, tag, keys.JOB_TTL])
+            [owner, int(lease_s * 1000), time.time(), worker, tag, self.ttl])
         return Start(verdict, int(attempt), previous)
 
-    def renew(self, job_id: str, owner: str, lease_s: float, tag: str) -> bool:
-        """Keep the lease (and the message's delivery time); False when the job has another owner now."""
-        return bool(self._eval(keys.RENEW, [keys.job(job_id), keys.lease(job_id), keys.UNACKED_INDEX],
-                               [owner, int(lease_s * 1000), time.time(), tag]))
+    def renew(self, job_id: str, owner: str, lease_s: float, tag: str) -> int:
+        """Keep the lease (and the message's delivery time): HELD; LOST (0) when the job has another
+        owner now; CANCEL when a cancel was asked (stop the builder, end the attempt cancelled)."""
+        return int(self._eval(keys.RENEW, [keys.job(job_id), keys.lease(job_id), keys.UNACKED_INDEX],
+                              [owner, int(lease_s * 1000), time.time(), tag]))
 
     def finish(self, job_id: str, owner: str, ref: str, **fields: str | float | None) -> bool:
         """End this owner's attempt (status first in `fields`); False for a stale owner (nothing written)."""
         return bool(self._eval(keys.FINISH, [keys.job(job_id), keys.lease(job_id), keys.flight(ref)],
-                               [owner, keys.JOB_TTL, *_fields(fields)]))
+                               [owner, self.ttl, *_fields(fields)]))
 
     def end_unowned(self, job_id: str, ref: str, **fields: str | float | None) -> bool:
         """End a job nobody runs (status first in `fields`) unless it has ended already."""
         return bool(self._eval(keys.END_UNOWNED, [keys.job(job_id), keys.flight(ref)],
-                               [keys.JOB_TTL, *_fields(fields)]))
+                               [self.ttl, *_fields(fields)]))
+
+    # -- cancel, supersede -----------------------------------------------------------------------
+
+    def cancel(self, job_id: str, why: str, cause: str = "cancelled") -> tuple[str, str]:
+        """CANCEL: (verdict, status before): `cancelled` (it ended now), `requested` (its worker stops
+        it at its next renewal), `ended` (nothing to do) or `unknown`."""
+        verdict, previous = self._eval(keys.CANCEL, [keys.job(job_id)], [time.time(), why, cause, self.ttl])
+        return str(verdict), str(previous)
+
+    def cancel_requested(self, job_id: str) -> bool:
+        return bool(self.call(lambda: self.redis.hget(keys.job(job_id), "cancel_requested_at")))
+
+    def group(self, job_id: str) -> list[str]:
+        """The job and, for a multi-platform Build, every job of it: its platform jobs and its merge
+        (a Build cancelled in part can never push its index)."""
+        record = self.get(job_id)
+        merge_id = self.flight_of(record["index"]) if record.get("index") else None
+        if record.get("platform") == "index":
+            merge_id, merge = job_id, record
+        else:
+            merge = self.get(merge_id) if merge_id else {}
+        out = [job_id]
+        if merge_id and merge.get("request"):
+            images = MergeRequest.model_validate_json(merge["request"]).platform_images.values()
+            for sibling in [merge_id, *(self.flight_of(image) for image in images)]:
+                if sibling and sibling not in out:
+                    out.append(sibling)
+        return out
+
+    def unfinished_before(self, branch_key: str, before: float) -> list[str]:
+        """Jobs of a Build on a branch submitted before `before` that have not ended (supersede)."""
+        ids = self.call(lambda: self.redis.zrangebyscore(branch_key, "-inf", f"({before}"))
+        return [j for j, r in zip(ids, self.records(ids)) if r.get("status") not in (*keys.ENDED, None)]
+
+    def record_cached(self, job_id: str, **fields: str | float | None) -> None:
+        """A `cached` record: a Build the registry status check answered, for the history and metrics."""
+        now = time.time()
+        values: dict[str, str | float | None] = {"status": "cached", "queued_at": now, "finished_at": now, **fields}
+        self._eval(keys.CACHED, [keys.job(job_id)], [self.ttl, *_fields(values)])
 
     def flight_of(self, ref: str) -> str | None:
         """The job building `ref` now (or last), if any."""
@@ -185,7 +298,7 @@ class JobStore:
     def fanin(self, index_ref: str, platforms: Iterable[str] = ()) -> str | None:
         """Record platforms as pushed; the merge job to send now that its platforms are all there (once)."""
         merge = self._eval(keys.FANIN, [keys.fanin(index_ref), keys.flight(index_ref)],
-                           [keys.JOB_TTL, *platforms])
+                           [self.ttl, *platforms])
         return str(merge) or None
 
     # -- logs --------------------------------------------------------------------------------------
@@ -195,7 +308,7 @@ class JobStore:
                                            approximate=True))
 
     def expire_log(self, job_id: str) -> None:
-        self.call(lambda: self.redis.expire(keys.log(job_id), keys.JOB_TTL))
+        self.call(lambda: self.redis.expire(keys.log(job_id), self.ttl))
 
     def tail(self, job_id: str, count: int = LOG_TAIL) -> list[str]:
         entries = self.call(lambda: self.redis.xrevrange(keys.log(job_id), count=count))

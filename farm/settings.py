@@ -53,6 +53,18 @@ class Settings(BaseSettings):
     cache_max_bytes: int = 5 * 1024**3
     context_max_files: int = 100_000
     context_max_bytes: int = 10 * 1024**3
+    # Scheduling. A submission's priority (high > normal > low) unless `farm build --priority` says;
+    # per project: `project_priorities` (`release-app=high,sandbox=low`).
+    priority: Literal["high", "normal", "low"] = "normal"
+    project_priorities: str = ""
+    # Fair shares, read by the workers (they announce them to the farm, so a submitter cannot raise
+    # its own cap): the most builds of one namespace in flight at once (0: no cap), and overrides
+    # per namespace (`team-a=4,team-b=1`).
+    namespace_cap: int = 0
+    namespace_caps: str = ""
+    # Job records, logs and the job history are kept this many days.
+    history_days: float = 7
+    metrics_url: str = "http://127.0.0.1:9808/metrics"
 
     @property
     def context_store_url(self) -> str:
@@ -61,6 +73,21 @@ class Settings(BaseSettings):
     @property
     def worker_root(self) -> Path:
         return (self.worker_dir or self.state_dir / "worker").resolve()
+
+    @property
+    def history_ttl(self) -> int:
+        return max(int(self.history_days * 24 * 3600), 3600)
+
+    def priority_for(self, project: str) -> str:
+        """The default priority of a project's builds: its entry in `project_priorities`, else `priority`.
+        ValueError names an entry that is not `project=high|normal|low`."""
+        for item in filter(None, (part.strip() for part in self.project_priorities.split(","))):
+            name, _, value = item.partition("=")
+            if value.strip() not in ("high", "normal", "low") or not name.strip():
+                raise ValueError(f"FARM_PROJECT_PRIORITIES: {item!r} is not project=high|normal|low")
+            if name.strip() == project:
+                return value.strip()
+        return self.priority
 
 
     def retry_delay(self, attempt: int) -> float:

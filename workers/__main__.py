@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 
+from farm.admission import parse_caps
 from farm.broker import MERGE_QUEUE, MODES, machine_platform, queue_for
 from farm.settings import get_settings
 from workers.builders import BUILDERS
@@ -27,6 +28,10 @@ def main(argv: list[str] | None = None) -> None:
     settings = get_settings()
     if problems := settings.time_problems():
         sys.exit("farm worker: " + "; ".join(problems))
+    try:
+        parse_caps(settings.namespace_caps)
+    except ValueError as exc:
+        sys.exit(f"farm worker: {exc}")
     wanted = args.mode or [m for m in MODES if m in BUILDERS]
     serving, why = modes(settings, wanted)
     for mode, reason in why.items():

@@ -46,7 +46,9 @@ app.conf.update(
 def _announce(sender: object, **_: object) -> None:
     from workers import presence
 
-    presence.start(app, getattr(sender, "hostname", None))
+    controller = getattr(sender, "controller", None)
+    presence.start(app, getattr(sender, "hostname", None),
+                   getattr(controller, "concurrency", None) or app.conf.worker_concurrency or 1)
 
 
 @signals.worker_shutdown.connect

@@ -5,11 +5,14 @@ one whose job another live worker runs comes back later, and a job whose worker 
 lapsed) runs again as the next attempt. The lease is renewed while the builder runs (`Lease`).
 A failure keeps its class and its chain; the record says whether a retry may pass (`retryable`);
 transient failures are retried by Celery's own mechanism with a bounded count and exponential
-backoff, permanent ones are not.
+backoff, permanent ones are not. A cancel (the lease reports it, or it is seen right before each
+builder step: the push never starts after a cancel) kills the builder and ends the job `cancelled`,
+with the rest of its multi-platform Build. Each job that ends frees a slot: admission runs then.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -23,6 +26,7 @@ from typing import Any
 
 from celery import Task
 
+from farm import admission, keys
 from farm.broker import MERGE_QUEUE, TASK_BUILD_PLATFORM, TASK_MERGE_INDEX, redis_client
 from farm.context import BlobCache, Limits, materialise, open_store
 from farm.errors import BuildStopped, FarmError, PermanentBuildError
@@ -37,14 +41,23 @@ from workers.runtimes import runtime_for
 
 _jobs: JobStore | None = None
 _cache: BlobCache | None = None
+logger = logging.getLogger(__name__)
 
 
 def jobs() -> JobStore:
     global _jobs
     if _jobs is None:
         # A worker waits out a Redis restart longer than a CLI does: its build's result is at stake.
-        _jobs = JobStore(redis_client(settings), reconnect_s=600)
+        _jobs = JobStore(redis_client(settings), reconnect_s=600, ttl=settings.history_ttl)
     return _jobs
+
+
+def dispatch() -> None:
+    """Admission: send the waiting jobs there is room for now (never fails the caller)."""
+    try:
+        admission.dispatch(app, jobs())
+    except Exception:  # noqa: BLE001 - the presence thread dispatches again within seconds
+        logger.warning("farm: dispatch failed", exc_info=True)
 
 
 def blob_cache() -> BlobCache:
@@ -61,7 +74,8 @@ def build_platform(self: Task, request: dict[str, Any]) -> dict[str, Any]:
     subject = {"build": req.build, "platform": req.platform, "job_id": req.job_id, "ref": req.image}
     digest = _run(self, req.job_id, req.image, subject, lambda log, stop: _build(req, log, stop),
                   on_end=lambda: jobs().drop_secrets(req.job_id),
-                  on_failed=lambda error: _merge_fails(req, error))
+                  on_failed=lambda error: _merge_fails(req, error),
+                  on_cancelled=lambda why: _cancel_rest(req.job_id, why), shadow=admission.shadow(req))
     if digest and req.index:
         _fan_in(req.index, req.platform)
     return {"job_id": req.job_id, "image": req.image, "digest": digest, "platform": req.platform}
@@ -72,9 +86,16 @@ def merge_index(self: Task, request: dict[str, Any]) -> dict[str, Any]:
     """Push the image index of a multi-platform Build once all its platforms are pushed."""
     req = MergeRequest.model_validate(request)
     subject = {"build": req.build, "platform": "index", "job_id": req.job_id, "ref": req.image}
-    digest = _run(self, req.job_id, req.image, subject,
-                  lambda log, stop: push_index(req, settings.docker_config, log))
+    digest = _run(self, req.job_id, req.image, subject, lambda log, stop: _merge(req, log),
+                  on_cancelled=lambda why: _cancel_rest(req.job_id, why), shadow=admission.merge_shadow(req))
     return {"job_id": req.job_id, "image": req.image, "digest": digest}
+
+
+def _merge(req: MergeRequest, log: Callable[[str], None]) -> str:
+    # The index is the Build's final tag: never pushed once a cancel was asked.
+    if jobs().cancel_requested(req.job_id):
+        raise BuildStopped("cancelled before the index was pushed")
+    return push_index(req, settings.docker_config, log)
 
 
 def _fan_in(index_ref: str, platform: str) -> None:
@@ -82,8 +103,14 @@ def _fan_in(index_ref: str, platform: str) -> None:
     merge_id = jobs().fanin(index_ref, [platform])
     if merge_id:
         request = jobs().get(merge_id).get("request", "")
-        merge_index.apply_async(args=[MergeRequest.model_validate_json(request).model_dump(mode="json")],
-                                task_id=merge_id, queue=MERGE_QUEUE)
+        admission.send_merge(app, MergeRequest.model_validate_json(request), MERGE_QUEUE)
+
+
+def _cancel_rest(job_id: str, why: str) -> None:
+    """A cancelled job of a multi-platform Build: its other platform jobs and its merge go too."""
+    for other in jobs().group(job_id):
+        if other != job_id:
+            jobs().cancel(other, why)
 
 
 def _merge_fails(req: BuildRequest, error: str) -> None:
@@ -98,17 +125,22 @@ Work = Callable[[Callable[[str], None], threading.Event], str]
 
 def _run(task: Task, job_id: str, ref: str, subject: dict[str, str], work: Work,
          on_end: Callable[[], None] = lambda: None,
-         on_failed: Callable[[str], None] = lambda error: None) -> str | None:
+         on_failed: Callable[[str], None] = lambda error: None,
+         on_cancelled: Callable[[str], None] = lambda why: None, shadow: str | None = None) -> str | None:
     """Take the job, run its work under a lease, record the end: the digest, or None when there was
-    nothing to do here (it ended already, or another worker took it over)."""
+    nothing to do here (it ended already or was cancelled, or another worker took it over)."""
     store = jobs()
     owner = uuid.uuid4().hex
     tag = str((task.request.delivery_info or {}).get("delivery_tag") or "")
     start = store.start(job_id, owner, settings.lease, task.request.hostname or "", tag)
     if start.verdict == "ended":
+        if start.previous == "cancelled":     # cancelled while nobody ran it: the rest of its Build goes too
+            on_cancelled(store.get(job_id).get("error") or "cancelled")
+            on_end()
+            dispatch()
         return store.get(job_id).get("digest") or None
     if start.verdict == "busy":       # a second delivery while its worker is alive: look again later
-        raise task.retry(countdown=settings.lease / 2, max_retries=None)
+        raise task.retry(countdown=settings.lease / 2, max_retries=None, shadow=shadow)
     log = lambda line: store.log(job_id, line)  # noqa: E731
     if start.previous == "started":
         log(f"farm: {store.get(job_id).get('lost', 'the previous worker was lost')}; attempt {start.attempt}")
@@ -118,13 +150,21 @@ def _run(task: Task, job_id: str, ref: str, subject: dict[str, str], work: Work,
         on_failed(message)
         on_end()
         return None
+    lease = Lease(store, job_id, owner, tag, settings.lease)
     try:
-        with Lease(store, job_id, owner, tag, settings.lease) as lease:
-            digest = work(log, lease.lost)
-    except BuildStopped:
-        log("farm: this worker lost the job to another one; its result is discarded")
-        return None
+        with lease:
+            digest = work(log, lease.stop)
     except FarmError as exc:
+        if lease.cancelled.is_set() or store.cancel_requested(job_id):
+            why = store.get(job_id).get("error") or "cancelled"
+            log(f"farm: {why}; the builder was stopped")
+            if _end(store, job_id, owner, ref, "cancelled", error=why, retryable=0):
+                on_cancelled(why)
+                on_end()
+            return None
+        if isinstance(exc, BuildStopped):
+            log("farm: this worker lost the job to another one; its result is discarded")
+            return None
         exc.about(**subject)
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if exc.retryable and start.attempt <= settings.retries:
@@ -132,7 +172,7 @@ def _run(task: Task, job_id: str, ref: str, subject: dict[str, str], work: Work,
             if _end(store, job_id, owner, ref, "retrying", error=message, error_type=type(exc).__name__,
                     retryable=1):
                 log(f"farm: attempt {start.attempt} failed: {message}; retrying in {delay:.0f} s")
-                raise task.retry(exc=exc, countdown=delay, max_retries=None) from exc
+                raise task.retry(exc=exc, countdown=delay, max_retries=None, shadow=shadow) from exc
             return None
         if not _end(store, job_id, owner, ref, "failed", error=message, error_type=type(exc).__name__,
                     retryable=int(exc.retryable)):
@@ -159,10 +199,11 @@ def _end(store: JobStore, job_id: str, owner: str, ref: str, status: str, **fiel
     if not store.finish(job_id, owner, ref, status=status, finished_at=time.time(), **fields):
         store.log(job_id, f"farm: this worker's attempt ended ({status}) after another took the job over")
         return False
-    detail = fields.get("digest") or fields.get("error") or ""
-    store.log(job_id, f"farm: {status} {detail}".rstrip())  # also wakes a CLI following the log
-    if status != "retrying":
+    detail = str(fields.get("digest") or fields.get("error") or "")
+    store.log(job_id, f"farm: {detail}" if detail.startswith(status) else f"farm: {status} {detail}".rstrip())  # also wakes a CLI following the log
+    if status in keys.ENDED:
         store.expire_log(job_id)
+        dispatch()                      # a slot is free
     return True
 
 
@@ -193,6 +234,9 @@ def _build(req: BuildRequest, log: Callable[[str], None], stop: threading.Event)
     lines: list[str] = []
     with workspace(req, log) as ws:
         for job in builder.jobs(req, ws):
+            # Looked at right before each step, so a push never starts after a cancel was asked.
+            if jobs().cancel_requested(req.job_id):
+                raise BuildStopped(f"cancelled before `{' '.join(job.argv[:2])}`")
             log("$ " + " ".join(job.argv))
             lines += runtime_for(job)(job, secrets, log, stop)
     return builder.digest(lines) or _pushed_digest(req)

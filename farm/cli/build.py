@@ -30,8 +30,19 @@ if TYPE_CHECKING:
 @click.option("--multi-platform", type=click.Choice(["fan-out", "one-call"]), default=None,
               help="Several platforms: a job per platform merged into an index (default), or one "
                    "cluster-buildkit call for all of them ($FARM_MULTI_PLATFORM).")
+@click.option("--priority", type=click.Choice(["high", "normal", "low"]), default=None,
+              help="Queue priority: high (releases) > normal (main) > low (pull requests). Default: "
+                   "the project's in $FARM_PROJECT_PRIORITIES, else $FARM_PRIORITY (normal).")
+@click.option("--label", "labels", multiple=True, metavar="KEY=VALUE",
+              help="Recorded with the jobs (repeatable), e.g. --label ci_url=$CI_JOB_URL; see `farm jobs`.")
+@click.option("--supersede", is_flag=True,
+              help="Cancel earlier unfinished builds of the same Builds on this git branch.")
+@click.option("--branch", default=None,
+              help="The git branch to record and supersede on (default: the checkout's; a CI job on a "
+                   "detached HEAD passes its own, e.g. $CI_COMMIT_REF_NAME).")
 def build(names: tuple[str, ...], project_dir: Path, env_name: str | None, platforms: tuple[str, ...],
-          force: bool, no_wait: bool, as_json: bool, timeout: float | None, multi_platform: str | None) -> None:
+          force: bool, no_wait: bool, as_json: bool, timeout: float | None, multi_platform: str | None,
+          priority: str | None, labels: tuple[str, ...], supersede: bool, branch: str | None) -> None:
     """Build the project's container Builds (all, or NAMES) on the farm and push them."""
     from farm import build as flow
     from farm import plan
@@ -40,7 +51,21 @@ def build(names: tuple[str, ...], project_dir: Path, env_name: str | None, platf
     settings = get_settings()
     if problems := settings.time_problems():
         raise UsageError("; ".join(problems))
+    pairs = [label.partition("=") for label in labels]
+    if bad := [k for k, sep, _ in pairs if not sep or not k.strip()]:
+        raise UsageError(f"--label needs KEY=VALUE (got {', '.join(repr(b) for b in bad)})")
     project, versions = plan.load(project_dir, env_name)
+    try:
+        priority = priority or settings.priority_for(project.name)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    branch = branch or (project.git.branch if project.git.branch != "HEAD" else "")
+    if supersede and not branch:
+        raise UsageError("--supersede needs the git branch of the project (a detached HEAD or no git "
+                         "repository: pass --branch)")
+    who = flow.Submission(priority=priority, branch=branch, commit=project.git.commit_hash,
+                          labels={k.strip(): v for k, _, v in pairs}, submitter=flow.submitter(),
+                          supersede=supersede)
     one_call = (multi_platform or settings.multi_platform) == "one-call"
     plan.require_buildable(project, one_call)
     planned = plan.plan(project, versions, names, platforms, one_call=one_call)
@@ -49,7 +74,8 @@ def build(names: tuple[str, ...], project_dir: Path, env_name: str | None, platf
             raise ConfigError(f"timeout {b.action.timeout} s is above the farm's limit of {settings.max_build_timeout} s "
                               "(FARM_MAX_BUILD_TIMEOUT)", file=str(b.action.config_file), field="timeout")
     outcome = flow.run(planned, settings, force=force, wait=not no_wait, say=err, progress=_progress, timeout=timeout,
-                       on_line=lambda job, text: err(f"{job.build}|{getattr(job, 'platform', 'index')}| {text}"))
+                       on_line=lambda job, text: err(f"{job.build}|{getattr(job, 'platform', 'index')}| {text}"),
+                       who=who)
     if no_wait:
         out = {"builds": [r.model_dump() for rs in outcome.results.values() for r in rs], "queued": outcome.queued}
         click.echo(json.dumps(out, indent=2) if as_json else "\n".join(q["job_id"] for q in outcome.queued))
@@ -64,10 +90,12 @@ def build(names: tuple[str, ...], project_dir: Path, env_name: str | None, platf
                 err(f"{s['name']}: FAILED: {s['error']}")
                 for tail in s.get("log_tail", [])[-10:]:
                     err(f"    {tail}")
+            elif s["status"] == "cancelled":
+                err(f"{s['name']}: CANCELLED: {s['error']}")
             else:
                 click.echo(f"{s['image']}@{s['digest']}")
         err(f"Flower: {settings.flower_url}")
-    if any(s["status"] == "failed" for s in summary):
+    if any(s["status"] in ("failed", "cancelled") for s in summary):
         sys.exit(1)
 
 
@@ -97,8 +125,10 @@ def summarise(name: str, results: list[BuildResult]) -> dict[str, Any]:
     index = next((r for r in results if r.kind == "index"), None)
     platforms = sorted((r for r in results if r.kind == "platform" and r.platform), key=lambda r: r.platform or "")
     top = index or results[0]
-    failed = [r for r in results if r.status == "failed"]
-    status = "failed" if failed else ("cached" if all(r.status == "cached" for r in results) else "built")
+    failed = [r for r in results if r.status in ("failed", "cancelled")]
+    cancelled = any(r.status == "cancelled" for r in results)
+    status = ("cancelled" if cancelled else "failed") if failed else \
+        ("cached" if all(r.status == "cached" for r in results) else "built")
     entry: dict[str, Any] = {
         "name": name, "version": top.version, "image": top.image,
         "digest": top.digest if (index or len(results) == 1) and not failed else None, "status": status,

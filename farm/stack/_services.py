@@ -164,7 +164,8 @@ def build_services(paths: StackPaths, settings: StackSettings) -> dict[str, Serv
 
     return {s.name: s for s in (
         _redis(paths, settings), _registry(paths, settings), _docker(paths, settings),
-        _flower(paths, settings), _buildkitd(paths, settings), kubernetes_service(paths, settings),
+        _flower(paths, settings), _metrics(paths, settings), _buildkitd(paths, settings),
+        kubernetes_service(paths, settings),
     )}
 
 
@@ -252,6 +253,17 @@ def _flower(paths: StackPaths, settings: StackSettings) -> Service:
                 ready=lambda: http_status(f"http://127.0.0.1:{port}/healthcheck") == 200,
                 tcp_port=port, env=env, start_timeout=30.0)
     return Service("flower", f"http://127.0.0.1:{port}", (), (unit,), prepare)
+
+
+def _metrics(paths: StackPaths, settings: StackSettings) -> Service:
+    """The farm's Prometheus endpoint (`python -m farm.metrics`): it reads the stack's Redis on each
+    scrape. Like Flower's /metrics it has no authentication: it binds 127.0.0.1 only."""
+    port = settings.metrics_port
+    env = child_env(("FARM_",))
+    env["FARM_BROKER_URL"] = f"redis://127.0.0.1:{settings.redis_port}/0"
+    unit = Unit("metrics", (sys.executable, "-m", "farm.metrics", "--host", "127.0.0.1", "--port", str(port)),
+                ready=lambda: http_status(f"http://127.0.0.1:{port}/metrics") == 200, tcp_port=port, env=env)
+    return Service("metrics", f"http://127.0.0.1:{port}/metrics", (), (unit,))
 
 
 def _buildkitd(paths: StackPaths, settings: StackSettings) -> Service:

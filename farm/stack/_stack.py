@@ -17,10 +17,10 @@ from farm.stack._process import ProcessRecord, port_free, spawn, stop, tail, wai
 from farm.stack._services import Service, Unit, build_services, buildkit_bin, registry_password, unix_answers
 from farm.stack._state import PORT_ENV, REGISTRY_USER, StackPaths, StackSettings, resolve_state_dir
 
-SERVICES: tuple[str, ...] = ("redis", "registry", "docker", "flower", "buildkitd", "kubernetes")
-DEFAULT_SERVICES: tuple[str, ...] = ("redis", "registry", "docker", "flower")
+SERVICES: tuple[str, ...] = ("redis", "registry", "docker", "flower", "metrics", "buildkitd", "kubernetes")
+DEFAULT_SERVICES: tuple[str, ...] = ("redis", "registry", "docker", "flower", "metrics")
 # started first, in SERVICES order (kubernetes pushes its pause image with docker to the registry)
-NEEDS: dict[str, tuple[str, ...]] = {"flower": ("redis",), "kubernetes": ("registry", "docker")}
+NEEDS: dict[str, tuple[str, ...]] = {"flower": ("redis",), "metrics": ("redis",), "kubernetes": ("registry", "docker")}
 
 
 class Stack:
@@ -124,6 +124,7 @@ class Stack:
             "DOCKER_HOST": f"unix://{self.paths.docker_socket}",
             "DOCKER_CONFIG": str(self.paths.docker_config),
             "FARM_FLOWER_URL": f"http://127.0.0.1:{settings.flower_port}",
+            "FARM_METRICS_URL": f"http://127.0.0.1:{settings.metrics_port}/metrics",
             "FARM_BASE_IMAGE": settings.base_image,
         }
         specs = build_services(self.paths, settings)

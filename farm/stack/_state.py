@@ -17,9 +17,9 @@ from pathlib import Path
 from farm.errors import StackError
 
 # "kubernetes" is the first of a block of KUBE_PORTS ports (API server, etcd, kubelet, ...).
-DEFAULT_PORTS = {"redis": 6390, "registry": 5050, "flower": 5555, "kubernetes": 16443}
+DEFAULT_PORTS = {"redis": 6390, "registry": 5050, "flower": 5555, "kubernetes": 16443, "metrics": 9808}
 PORT_ENV = {"redis": "FARM_REDIS_PORT", "registry": "FARM_REGISTRY_PORT", "flower": "FARM_FLOWER_PORT",
-            "kubernetes": "FARM_KUBE_PORT"}
+            "kubernetes": "FARM_KUBE_PORT", "metrics": "FARM_METRICS_PORT"}
 KUBE_PORTS = 8
 REGISTRY_USER = "farm"
 BASE_IMAGE_REPO = "library/busybox"
@@ -154,6 +154,7 @@ class StackSettings:
     registry_port: int
     flower_port: int
     kube_port: int = DEFAULT_PORTS["kubernetes"]
+    metrics_port: int = DEFAULT_PORTS["metrics"]
 
     @classmethod
     def from_env(cls) -> StackSettings:
@@ -172,20 +173,21 @@ class StackSettings:
                 raise StackError(f"{var}={port} is out of range 1-65535")
             ports[service] = port
         if len(set(ports.values())) != len(ports):
-            raise StackError(f"redis, registry, flower and kubernetes need different ports, got {ports}")
+            raise StackError(f"redis, registry, flower, kubernetes and metrics need different ports, got {ports}")
         kube = range(ports["kubernetes"], ports["kubernetes"] + KUBE_PORTS)
-        clash = [s for s in ("redis", "registry", "flower") if ports[s] in kube]
+        clash = [s for s in ("redis", "registry", "flower", "metrics") if ports[s] in kube]
         if clash or kube.stop > 65536:
             raise StackError(f"FARM_KUBE_PORT={ports['kubernetes']} needs {KUBE_PORTS} free ports "
                              f"{kube.start}-{kube.stop - 1} clear of {', '.join(clash) or 'port 65535'}")
-        return cls(ports["redis"], ports["registry"], ports["flower"], ports["kubernetes"])
+        return cls(ports["redis"], ports["registry"], ports["flower"], ports["kubernetes"], ports["metrics"])
 
     @classmethod
     def load(cls, path: Path) -> StackSettings | None:
         try:
             data = json.loads(path.read_text())
             return cls(int(data["redis_port"]), int(data["registry_port"]), int(data["flower_port"]),
-                       int(data.get("kube_port", DEFAULT_PORTS["kubernetes"])))
+                       int(data.get("kube_port", DEFAULT_PORTS["kubernetes"])),
+                       int(data.get("metrics_port", DEFAULT_PORTS["metrics"])))
         except FileNotFoundError:
             return None
         except (ValueError, KeyError, TypeError) as exc:
@@ -199,7 +201,7 @@ class StackSettings:
 
     def port(self, service: str) -> int:
         return {"redis": self.redis_port, "registry": self.registry_port, "flower": self.flower_port,
-                "kubernetes": self.kube_port}[service]
+                "kubernetes": self.kube_port, "metrics": self.metrics_port}[service]
 
     @property
     def registry(self) -> str:

@@ -51,12 +51,14 @@ def test_builds_pushes_and_then_answers_from_the_registry(worker: object, tmp_pa
         info = reg.head_manifest(ref.repository, ref.ref)
     assert info is not None and info.digest == res.digest
 
-    # Second submit: answered by the status check, nothing enqueued.
+    # Second submit: answered by the status check, nothing enqueued (one `cached` record for the history).
     jobs_before = set(redis_client(settings).scan_iter("farm:job:*"))
     _, again = _run(root)
     assert again.queued == [] and results(again)["api"].status == "cached"
     assert check_status(planned[0], settings).digest == res.digest
-    assert set(redis_client(settings).scan_iter("farm:job:*")) == jobs_before
+    (cached,) = set(redis_client(settings).scan_iter("farm:job:*")) - jobs_before
+    record = redis_client(settings).hgetall(cached)
+    assert record["status"] == "cached" and record["digest"] == res.digest and "request" not in record
 
 
 def test_failing_dockerfile_gives_a_failed_result_with_the_log(worker: object, tmp_path: Path) -> None:

@@ -45,10 +45,11 @@ def free_ports(n: int) -> list[int]:
 
 
 def port_env(mp: pytest.MonkeyPatch) -> None:
-    redis_port, registry_port, flower_port = free_ports(3)
+    redis_port, registry_port, flower_port, metrics_port = free_ports(4)
     mp.setenv("FARM_REDIS_PORT", str(redis_port))
     mp.setenv("FARM_REGISTRY_PORT", str(registry_port))
     mp.setenv("FARM_FLOWER_PORT", str(flower_port))
+    mp.setenv("FARM_METRICS_PORT", str(metrics_port))
 
 
 def pids(st: Stack) -> dict[str, int]:
