@@ -94,10 +94,14 @@ def test_twenty_concurrent_submissions_share_one_build(env: dict[str, str], tmp_
         stop_worker(worker)
     assert all(code == 0 for code, _, _ in outcomes), [err[-500:] for code, _, err in outcomes if code]
     builds = [doc["builds"][0] for _, doc, _ in outcomes]
+    followed = [b for b in builds if b["status"] == "built"]
+    # A CLI slow to start may find the image already pushed: the registry's answer, the same digest.
+    assert followed and all(b["status"] in ("built", "cached") for b in builds)
     assert len({b["digest"] for b in builds}) == 1
-    assert len({b["platforms"][0]["job_id"] for b in builds}) == 1        # one job, followed by all
-    assert sum(not b["platforms"][0]["shared"] for b in builds) == 1      # claimed by one submitter
-    (job_id, record), = jobs_of(rdb(env), builds[0]["image"]).items()      # one job record in Redis
+    assert len({b["platforms"][0]["job_id"] for b in followed}) == 1      # one job, followed by all
+    assert sum(not b["platforms"][0]["shared"] for b in followed) == 1    # claimed by one submitter
+    built = {j: rec for j, rec in jobs_of(rdb(env), builds[0]["image"]).items() if rec["status"] != "cached"}
+    (job_id, record), = built.items()                                     # one build job in Redis
     assert record["status"] == "built" and record["attempts"] == "1"
     log = [e["line"] for _, e in rdb(env).xrange(keys.log(job_id))]
     assert sum(line.startswith("$ docker build") for line in log) == 1   # the builder ran once
