@@ -219,3 +219,9 @@ def test_check_digest_message() -> None:
         check_digest("SHA256:" + H)
     with pytest.raises(ContextError):
         check_digest(None)  # type: ignore[arg-type]
+
+
+def test_a_bad_path_in_a_manifest_names_the_context() -> None:
+    with pytest.raises(ContextError) as exc:
+        check(f("ok"), f("a/../b"))
+    assert str(exc.value) == "context sha256:pin: path 'a/../b' refused: contains '..'"
