@@ -192,3 +192,78 @@ def test_symlink_boundary_in_repo_mode(tmp_path: Path, target: str, kept: bool) 
     v = versions(root)["api"]
     assert ("l" in v.files) is kept
     assert v.skipped_symlinks == (() if kept else ("l",))
+
+
+# --- which files: include/exclude normalisation, root-only excludes ------------------------------------
+
+def files_of(root: Path, mode: str | None = None, name: str = "api") -> tuple[str, ...]:
+    return compute_versions(load_project(root, git=GIT), git_scan_mode=mode)[name].files  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("mode", ["repo", "subtree"])
+def test_a_plain_include_directory_covers_every_depth(tmp_path: Path, mode: str) -> None:
+    root = make(tmp_path, git=False)
+    write(root, {"api/garden.yml": API + "include: [Dockerfile, src]\n", "api/src/a/b/deep.py": "d",
+                 "api/other.txt": "o"})
+    assert files_of(root, mode) == ("Dockerfile", "src/a/b/deep.py", "src/main.py")
+
+
+def test_include_everything_is_no_include_in_subtree_mode(tmp_path: Path) -> None:
+    # with `**/*` the excludes are gitignore rules (any depth), as without an include
+    root = make(tmp_path, git=False)
+    write(root, {"api/garden.yml": API + "include: ['**/*']\nexclude: ['*.log']\n", "api/a.log": "1",
+                 "api/src/b.log": "2"})
+    assert files_of(root, "subtree") == ("Dockerfile", "src/main.py")
+
+
+@pytest.mark.parametrize("exclude,files", [
+    ("[tmp/]", ("Dockerfile", "data", "src/main.py")),       # a directory: everything below it
+    ("[data/]", ("Dockerfile", "data", "src/main.py", "tmp/x")),  # a trailing slash never names a file
+    ("['./tmp//']", ("Dockerfile", "data", "src/main.py")),
+    ("[data]", ("Dockerfile", "src/main.py", "tmp/x")),
+])
+def test_repo_mode_exclude_normalisation(tmp_path: Path, exclude: str, files: tuple[str, ...]) -> None:
+    root = make(tmp_path, git=False)
+    write(root, {"api/garden.yml": API + f"exclude: {exclude}\n", "api/tmp/x": "x", "api/data": "d"})
+    assert files_of(root, "repo") == files
+
+
+@pytest.mark.parametrize("mode", ["repo", "subtree"])
+def test_root_excludes_apply_to_a_build_at_the_root_only(tmp_path: Path, mode: str) -> None:
+    root = make(tmp_path, git=False)
+    write(root, {"garden.yml": "kind: Build\ntype: container\nname: top\n", "Dockerfile": "FROM scratch\n",
+                 "debug-info-1/x": "x", "api/debug-info-2/y": "y"})
+    assert "debug-info-2/y" in files_of(root, mode)
+    top = files_of(root, mode, "top")
+    assert "api/debug-info-2/y" in top and "debug-info-1/x" not in top and "Dockerfile" in top
+
+
+def test_a_source_directory_outside_the_project(tmp_path: Path) -> None:
+    # the loader refuses it first; the version computation refuses it too, naming the field
+    root = make(tmp_path / "p", git=False)
+    project = load_project(root, git=GIT)
+    (tmp_path / "elsewhere").mkdir()
+    api = project.builds["api"]
+    project.builds["api"] = api.model_copy(update={"source_dir": tmp_path / "elsewhere"})
+    with pytest.raises(ConfigError) as exc:
+        compute_versions(project)
+    assert exc.value.message == "the Build's source directory is outside the project"
+    assert (exc.value.file, exc.value.field) == (str(api.config_file), "source.path")
+
+
+def test_a_config_file_outside_the_project_is_fine(tmp_path: Path) -> None:
+    root = make(tmp_path / "p", git=False)
+    project = load_project(root, git=GIT)
+    base = project.builds["base"]
+    project.builds["base"] = base.model_copy(update={"config_file": tmp_path / "elsewhere" / "garden.yml"})
+    assert compute_versions(project)["base"].files == ("Dockerfile", "garden.yml")
+
+
+def test_an_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
+    from farm.version import _try_hash
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match=r"^cannot read .*file/x: \[Errno 20\] Not a directory"):
+        _try_hash(tmp_path / "file" / "x")
+    assert _try_hash(tmp_path / "gone") is None
+    assert _try_hash(tmp_path) is None
