@@ -267,3 +267,49 @@ def test_an_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
         _try_hash(tmp_path / "file" / "x")
     assert _try_hash(tmp_path / "gone") is None
     assert _try_hash(tmp_path) is None
+
+
+def test_exclude_files_leave_the_hash_not_the_context(tmp_path: Path) -> None:
+    root = make(tmp_path, git=False)
+    write(root, {"api/garden.yml": API + "version:\n  excludeFiles: [src/main.py]\n"})
+    api = versions(root)["api"]
+    assert api.files == ("Dockerfile", "src/main.py")
+    assert api.content_hash == "366ae67a1c"  # Dockerfile alone, as for base
+
+
+@pytest.mark.parametrize("git", [False, True])
+def test_a_file_named_dot_garden_is_not_in_the_context(tmp_path: Path, git: bool) -> None:
+    root = make(tmp_path, git=False)
+    write(root, {"api/.garden": "x\n", "api/zzz": "z\n"})
+    if git:
+        from tests.unit.garden.helpers import git_init
+
+        git_init(root)
+    assert versions(root)["api"].files == ("Dockerfile", "src/main.py", "zzz")
+
+
+def test_a_deinitialised_submodule_is_skipped_and_the_rest_kept(tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.unit.garden.helpers import commit_all, git_init
+
+    sub = tmp_path / "lib"
+    write(sub, {"lib.txt": "from a submodule\n"})
+    git_init(sub)
+    root = make(tmp_path / "proj", api__zzz="z\n")
+    run = lambda *a: subprocess.run(["git", "-c", "protocol.file.allow=always", *a], cwd=root,  # noqa: E731
+                                    check=True, capture_output=True)
+    run("submodule", "add", "-q", str(sub), "api/vendor/lib")
+    commit_all(root)
+    run("submodule", "deinit", "-q", "-f", "api/vendor/lib")
+    assert versions(root)["api"].files == ("Dockerfile", "src/main.py", "zzz")
+    (root / "api/Dockerfile").unlink()  # deleted in the worktree: the files after it stay
+    assert versions(root)["api"].files == ("src/main.py", "zzz")
+
+
+def test_a_config_error_from_the_action_names_its_file(tmp_path: Path) -> None:
+    root = make(tmp_path, git=False)
+    write(root, {"api/garden.yml": API + "apiVersion: garden.io/v1\n"})
+    with pytest.raises(ConfigError) as exc:
+        versions(root)
+    assert exc.value.file == str(root / "api" / "garden.yml") and exc.value.field == "apiVersion"
