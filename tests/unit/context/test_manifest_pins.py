@@ -318,3 +318,12 @@ def test_a_file_longer_than_its_stat_says() -> None:
 def test_the_filesystem_root_as_a_context() -> None:
     m = build_manifest(Path("/"), ["proc/version"])
     assert [(e.path, e.mode) for e in m.entries] == [("proc/version", 0o100644)]
+
+
+@pytest.mark.parametrize("name", ["ctxX", "ctx ", "ctx/"])
+def test_root_names_are_taken_as_they_are(tmp_path: Path, name: str) -> None:
+    root = tmp_path / name.rstrip("/")
+    root.mkdir()
+    (root / "Dockerfile").write_bytes(b"FROM scratch\n")
+    m = build_manifest(str(tmp_path) + "/" + name, ["Dockerfile"])  # type: ignore[arg-type]
+    assert m.entries == (ManifestEntry("Dockerfile", 0o100644, 13, SHA_FROM_SCRATCH),)
