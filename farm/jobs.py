@@ -134,6 +134,14 @@ def _fields(values: Mapping[str, object]) -> list[str]:
     return out
 
 
+def cached_record(job_id: str, ttl: int, **fields: str | float | None) -> tuple[str, list[str], list[object]]:
+    """The script call (script, keys, args) that writes a `cached` record: pure, so a cached answer
+    can send it without redis-py (`farm.resp`)."""
+    now = time.time()
+    values: dict[str, str | float | None] = {"status": "cached", "queued_at": now, "finished_at": now, **fields}
+    return keys.CACHED, [keys.job(job_id)], [ttl, *_fields(values)]
+
+
 class JobStore:
     """Job records (Redis hashes), leases, single-flight claims, fan-in sets and log streams."""
 
@@ -287,9 +295,7 @@ class JobStore:
 
     def record_cached(self, job_id: str, **fields: str | float | None) -> None:
         """A `cached` record: a Build the registry status check answered, for the history and metrics."""
-        now = time.time()
-        values: dict[str, str | float | None] = {"status": "cached", "queued_at": now, "finished_at": now, **fields}
-        self._eval(keys.CACHED, [keys.job(job_id)], [self.ttl, *_fields(values)])
+        self._eval(*cached_record(job_id, self.ttl, **fields))
 
     def flight_of(self, ref: str) -> str | None:
         """The job building `ref` now (or last), if any."""
