@@ -28,14 +28,7 @@ def materialise(store: ContextStore, digest: str, dest_dir: Path, cache: BlobCac
     digest; `dest_dir` must be empty or a directory this cache materialised before (then it is
     cleaned). On failure `dest_dir` is left empty.
     """
-    hex_digest = check_digest(digest)
-    data = store.get_manifest(hex_digest)
-    if hashlib.sha256(data).hexdigest() != hex_digest:
-        raise ContextError(f"context {digest}: the manifest in {store.url} is corrupt "
-                           "(its content does not match its digest)")
-    manifest = ContextManifest.from_json(data)
-    check_manifest(manifest, limits, name=digest)
-
+    manifest = load_manifest(store, digest, limits)
     dest = _prepare(Path(dest_dir), cache)
     try:
         _write(store, manifest, dest, cache, workers, digest)
@@ -44,6 +37,19 @@ def materialise(store: ContextStore, digest: str, dest_dir: Path, cache: BlobCac
         raise
     cache.evict()
     return dest
+
+
+def load_manifest(store: ContextStore, digest: str, limits: Limits = _DEFAULT_LIMITS) -> ContextManifest:
+    """The manifest of context `digest` from the store, verified against its digest and judged whole
+    (paths, symlinks, modes, limits) before anything is written."""
+    hex_digest = check_digest(digest)
+    data = store.get_manifest(hex_digest)
+    if hashlib.sha256(data).hexdigest() != hex_digest:
+        raise ContextError(f"context {digest}: the manifest in {store.url} is corrupt "
+                           "(its content does not match its digest)")
+    manifest = ContextManifest.from_json(data)
+    check_manifest(manifest, limits, name=digest)
+    return manifest
 
 
 def _mark(dest: Path, cache: BlobCache) -> Path:
