@@ -97,32 +97,34 @@ def update_tree(store: ContextStore, digest: str, tree: Path, cache: BlobCache, 
     wanted = {e.path: e for e in manifest.entries}
     dirs = set(_dirs(manifest))
     # 1. Anything the manifest does not name goes (a walk: catches what a build or a person added).
+    kept_dirs: set[str] = set()
     for path, is_dir in _walk(tree, dirs):
         if path in dirs and is_dir:
+            kept_dirs.add(path)
             continue
         if path in wanted and not is_dir:
             continue
         _remove(os.path.join(tree, path))
         removed += 1
-    # 2. Directories first, then files, then symlinks (as materialise does).
-    for d in sorted(dirs, key=lambda d: (d.count("/"), d)):
-        full = os.path.join(tree, d)
-        if not os.path.isdir(full) or os.path.islink(full):
-            _mkdir(full)
+    # 2. Directories first, then files, then symlinks (as materialise does). After step 1 every path
+    # left in the tree is one the manifest names, as what it names it.
+    for d in sorted(dirs - kept_dirs, key=lambda d: (d.count("/"), d)):
+        _mkdir(os.path.join(tree, d))
     files: dict[str, list[str]] = {}
     todo: list[ManifestEntry] = []
+    prefix, lstat, get = f"{tree}/", os.lstat, known.get  # the hot loop: 10k paths, kept lean
     for e in manifest.entries:
         if e.target is not None:
             continue
-        full = os.path.join(tree, e.path)
+        full = prefix + e.path
         try:
-            st = os.lstat(full)
+            st = lstat(full)
         except FileNotFoundError:
             todo.append(e)
             continue
-        rec = known.get(e.path)
-        key = _stat_key(st)
-        if rec is not None and rec[0] == e.sha256 and rec[1] == key:
+        rec = get(e.path)
+        if rec is not None and rec[0] == e.sha256 and rec[1] == \
+                f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}:{st.st_mode & 0o7777:o}":  # _stat_key, inlined
             files[e.path] = rec
             continue
         # A stat the record does not vouch for: the content decides.
