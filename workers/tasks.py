@@ -37,6 +37,7 @@ from workers.builder_job import Workspace
 from workers.builders import builder_for
 from workers.index import push_index
 from workers.lease import Lease
+from workers.pull_secrets import build_docker_config_dir
 from workers.runtimes import runtime_for
 
 _jobs: JobStore | None = None
@@ -217,8 +218,10 @@ def workspace(req: BuildRequest, log: Callable[[str], None]) -> Iterator[Workspa
         limits = Limits(max_files=settings.context_max_files, max_bytes=settings.context_max_bytes)
         context = materialise(open_store(req.context_store), req.context, build_dir, blob_cache(), limits)
         log(f"context {req.context} materialised")
-        yield Workspace(context_dir=str(context), docker_config=settings.docker_config,
-                        buildkit_host=settings.buildkit_host, buildctl=settings.buildctl, arg_env=dict(os.environ))
+        with build_docker_config_dir(req, settings.docker_config, Path(context), build_dir) as docker_config:
+            yield Workspace(context_dir=str(context), docker_config=docker_config,
+                            buildkit_host=settings.buildkit_host, buildctl=settings.buildctl,
+                            arg_env=dict(os.environ))
     finally:
         shutil.rmtree(build_dir, ignore_errors=True)
 
