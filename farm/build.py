@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from farm import keys
 from farm.broker import MERGE_QUEUE, check_broker, producer_app, queue_for, redis_client
 from farm.errors import BrokerError, UsageError
-from farm.jobs import Admission, BuildRequest, BuildResult, Job, JobStore, MergeRequest, cached_record
+from farm.jobs import Admission, BuildRequest, BuildResult, Job, JobStore, MergeRequest, PullSecretRef, cached_record
 from farm.plan import Plan, PlannedBuild
 from farm.settings import Settings
 from farm.status import Status, check_status
@@ -70,6 +70,7 @@ def jobs_for(project: Project, build: PlannedBuild, context: UploadStats, settin
             job_id=uuid.uuid4().hex, project=project.name, build=build.name, version=build.version.version_string,
             image=build.outputs.deployment_image_id, insecure=build.insecure, platform_images=build.platform_images)
     spec = build.action.spec
+    provider = build.provider
     requests = [
         BuildRequest(
             job_id=uuid.uuid4().hex,
@@ -91,6 +92,9 @@ def jobs_for(project: Project, build: PlannedBuild, context: UploadStats, settin
             index=index,
             cache=list(build.cache),
             secret_ids=sorted(spec.secrets),
+            pull_secrets=[PullSecretRef(name=s.name, namespace=s.namespace) for s in provider.image_pull_secrets]
+            if provider else [],
+            kube_context=provider.context if provider else None,
         )
         for platform in groups
     ]
