@@ -53,7 +53,7 @@ def push_index(c: RegistryClient, repo: str, tag: str) -> tuple[str, dict[str, b
     for platform in ("linux/amd64", "linux/arm64"):
         os_, arch = platform.split("/")
         config = json.dumps({"architecture": arch, "os": os_, "rootfs": {"type": "layers", "diff_ids": []},
-                             "config": {}}).encode()
+                             "config": {"Labels": {"run": uuid.uuid4().hex}}}).encode()
         layers = [os.urandom(200_000), f"{platform} {uuid.uuid4()}".encode()]
         doc = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
