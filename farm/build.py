@@ -25,7 +25,7 @@ from farm.broker import MERGE_QUEUE, check_broker, producer_app, queue_for, redi
 from farm.context import HashIndex, UploadStats, build_manifest, open_store, upload_context
 from farm.errors import BrokerError, UsageError
 from farm.garden import Project
-from farm.jobs import Admission, BuildRequest, BuildResult, Job, JobStore, MergeRequest
+from farm.jobs import Admission, BuildRequest, BuildResult, Job, JobStore, MergeRequest, PullSecretRef
 from farm.plan import Plan, PlannedBuild
 from farm.settings import Settings
 from farm.status import Status, check_status
@@ -64,6 +64,7 @@ def jobs_for(project: Project, build: PlannedBuild, context: UploadStats, settin
             job_id=uuid.uuid4().hex, project=project.name, build=build.name, version=build.version.version_string,
             image=build.outputs.deployment_image_id, insecure=build.insecure, platform_images=build.platform_images)
     spec = build.action.spec
+    provider = build.provider
     requests = [
         BuildRequest(
             job_id=uuid.uuid4().hex,
@@ -85,6 +86,9 @@ def jobs_for(project: Project, build: PlannedBuild, context: UploadStats, settin
             index=index,
             cache=list(build.cache),
             secret_ids=sorted(spec.secrets),
+            pull_secrets=[PullSecretRef(name=s.name, namespace=s.namespace) for s in provider.image_pull_secrets]
+            if provider else [],
+            kube_context=provider.context if provider else None,
         )
         for platform in groups
     ]

@@ -50,6 +50,13 @@ class MergeRequest(BaseModel):
     insecure: bool = False
 
 
+class PullSecretRef(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    namespace: str = "default"
+
+
 class BuildRequest(BaseModel):
     """Everything a worker needs to build one Build for one platform: pure data, no secrets."""
 
@@ -75,6 +82,10 @@ class BuildRequest(BaseModel):
     platforms: list[str] = []
     cache: list[CacheRef] = []      # resolved registry caches, in import order
     secret_ids: list[str] = []      # spec.secrets keys; the values travel apart (JobStore.put_secrets)
+    # The provider's imagePullSecrets, as references only: the worker reads them from the cluster
+    # (its kubeconfig at `kube_context`, or its in-cluster identity) right before the build.
+    pull_secrets: list[PullSecretRef] = []
+    kube_context: str | None = None
 
 
 Job = BuildRequest | MergeRequest

@@ -31,12 +31,13 @@ from farm.broker import MERGE_QUEUE, TASK_BUILD_PLATFORM, TASK_MERGE_INDEX, redi
 from farm.context import BlobCache, Limits, materialise, open_store
 from farm.errors import BuildStopped, FarmError, PermanentBuildError
 from farm.jobs import BuildRequest, JobStore, MergeRequest
-from farm.registry import open_client
+from farm.registry import ecr, open_client
 from workers.app import app, settings
 from workers.builder_job import Workspace
 from workers.builders import builder_for
 from workers.index import push_index
 from workers.lease import Lease
+from workers.pull_secrets import build_docker_config_dir
 from workers.runtimes import runtime_for
 
 _jobs: JobStore | None = None
@@ -217,8 +218,10 @@ def workspace(req: BuildRequest, log: Callable[[str], None]) -> Iterator[Workspa
         limits = Limits(max_files=settings.context_max_files, max_bytes=settings.context_max_bytes)
         context = materialise(open_store(req.context_store), req.context, build_dir, blob_cache(), limits)
         log(f"context {req.context} materialised")
-        yield Workspace(context_dir=str(context), docker_config=settings.docker_config,
-                        buildkit_host=settings.buildkit_host, buildctl=settings.buildctl, arg_env=dict(os.environ))
+        with build_docker_config_dir(req, settings.docker_config, Path(context), build_dir) as docker_config:
+            yield Workspace(context_dir=str(context), docker_config=docker_config,
+                            buildkit_host=settings.buildkit_host, buildctl=settings.buildctl,
+                            arg_env=dict(os.environ))
     finally:
         shutil.rmtree(build_dir, ignore_errors=True)
 
@@ -238,15 +241,32 @@ def _build(req: BuildRequest, log: Callable[[str], None], stop: threading.Event)
             if jobs().cancel_requested(req.job_id):
                 raise BuildStopped(f"cancelled before `{' '.join(job.argv[:2])}`")
             log("$ " + " ".join(job.argv))
-            lines += runtime_for(job)(job, secrets, log, stop)
+            seen: list[str] = []
+
+            def on_line(line: str) -> None:
+                seen.append(line)
+                log(line)
+            try:
+                lines += runtime_for(job)(job, secrets, on_line, stop)
+            except PermanentBuildError:
+                served = _served_digest(req) if ecr.immutable_refusal(seen) else None
+                if served is None or not ecr.refused_but_same(seen, served):
+                    raise
+                log(f"farm: {req.image} is immutable and already holds this build's manifest {served}: done")
+                return served
     return builder.digest(lines) or _pushed_digest(req)
 
 
-def _pushed_digest(req: BuildRequest) -> str:
-    """What the registry now serves under the pushed tag."""
+def _served_digest(req: BuildRequest) -> str | None:
+    """What the registry serves under the pushed tag, if anything."""
     client, ref = open_client(req.image, settings.docker_config, insecure=req.insecure)
     with client:
         info = client.head_manifest(ref.repository, ref.ref)
-    if info is None:
+    return None if info is None else info.digest
+
+
+def _pushed_digest(req: BuildRequest) -> str:
+    digest = _served_digest(req)
+    if digest is None:
         raise PermanentBuildError(f"the builder finished but {req.image} is not in the registry")
-    return info.digest
+    return digest
