@@ -86,3 +86,69 @@ def test_flower_in_chromium_shows_readable_task_names_and_no_secret(
     for text in (listing.stdout, page.stdout):
         for s in secrets:
             assert s not in text
+
+
+def start_flower(env: dict[str, str], port: int, db: Path, auth: str) -> subprocess.Popen[bytes]:
+    """Flower as docker-compose.yml and deploy/base/flower.yaml run it: basic auth, persistent state."""
+    proc = subprocess.Popen([sys.executable, "-m", "celery", "--broker", env["FARM_BROKER_URL"], "flower",
+                             "--address=127.0.0.1", f"--port={port}", "--persistent=True", f"--db={db}",
+                             "--state_save_interval=1000"],
+                            env={**{k: v for k, v in os.environ.items() if not k.startswith("FLOWER_")},
+                                 "FLOWER_BASIC_AUTH": auth}, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthcheck", timeout=2, trust_env=False).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    proc.kill()
+    raise AssertionError("Flower did not start in 60 s")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def test_flower_with_auth_and_persistent_state_in_chromium(
+        worker: object, stack_env: dict[str, str], tmp_path: Path) -> None:
+    ensure_binaries(["chromium"])
+    from tests.integration.registry_services import free_port
+
+    port, password = free_port(), uuid.uuid4().hex
+    auth = f"admin:{password}"
+    db = tmp_path / "flower.db"
+    flower = start_flower(stack_env, port, db, auth)
+    try:
+        proj = write_project(tmp_path / "p", {"api": {"Dockerfile": f"FROM {stack_env['FARM_BASE_IMAGE']}\n"
+                                                                    f"RUN echo {uuid.uuid4().hex} > /nonce\n"}})
+        built = subprocess.run([sys.executable, "-m", "farm.cli", "build", "--project", str(proj), "--json"],
+                               capture_output=True, text=True, cwd=ROOT, timeout=600, check=False)
+        assert built.returncode == 0, built.stderr
+        build = json.loads(built.stdout)["builds"][0]
+        job = build["platforms"][0]["job_id"]
+        assert httpx.get(f"http://127.0.0.1:{port}/api/tasks", timeout=5, trust_env=False).status_code == 401
+        deadline = time.monotonic() + 60
+        while job not in httpx.get(f"http://127.0.0.1:{port}/api/tasks", auth=("admin", password), timeout=5,
+                                   trust_env=False).json():
+            assert time.monotonic() < deadline, "Flower did not see the task"
+            time.sleep(0.5)
+    finally:
+        stop(flower)                     # SIGTERM: Flower saves its state to the db
+    # A new Flower on the same db shows the task without having seen it happen.
+    flower = start_flower(stack_env, port, db, auth)
+    try:
+        refused = chromium(tmp_path, "--dump-dom", f"http://127.0.0.1:{port}/tasks")
+        assert job not in refused.stdout and "build api" not in refused.stdout
+        shown = chromium(tmp_path, "--dump-dom", f"http://admin:{password}@127.0.0.1:{port}/tasks")
+        assert job in shown.stdout and f"build api linux/amd64 {build['version']}" in shown.stdout, \
+            shown.stdout[-2000:]
+    finally:
+        stop(flower)
