@@ -52,6 +52,9 @@ class Settings(BaseModel):
     visibility_timeout: int = 30
     # The longest `timeout` a Build may ask for; the worker's hard time limit is a little above it.
     max_build_timeout: int = 4 * 3600
+    # On SIGTERM a worker's running builds get this long to finish (Celery's soft shutdown) before
+    # they are handed back; a pod's terminationGracePeriodSeconds must be a little longer.
+    soft_shutdown_timeout: float = 60.0
     # Where registry credentials live (a docker config.json); never passed through the queue.
     docker_config: Path = Field(default_factory=lambda: Path(os.path.expanduser("~/.docker")))
     docker_host: str = "unix:///var/run/docker.sock"
