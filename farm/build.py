@@ -85,6 +85,7 @@ def jobs_for(project: Project, build: PlannedBuild, context: UploadStats, settin
             index=index,
             cache=list(build.cache),
             secret_ids=sorted(spec.secrets),
+            kaniko=build.kaniko,
         )
         for platform in groups
     ]

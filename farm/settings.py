@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     # cluster-buildkit: where the worker's buildkitd listens (the stack exports it).
     buildkit_host: str = Field(default="", validation_alias=AliasChoices("BUILDKIT_HOST", "FARM_BUILDKIT_HOST"))
     buildctl: str = "buildctl"
+    # kaniko: the executor image a worker runs when a project keeps Garden's default `kaniko.image`
+    # (the stack exports the one it builds from source), and where executors run: `docker` (a
+    # container on DOCKER_HOST's engine) or `kubernetes` (a Pod, with KUBECONFIG). Empty: kubernetes
+    # when a kubeconfig is set and the project's provider names a context, else docker.
+    kaniko_image: str = ""
+    runtime: Literal["", "docker", "kubernetes"] = ""
     # Several platforms: one job per platform on per-arch pools ("fan-out"), or, for cluster-buildkit
     # without per-arch pools, one emulated buildctl call for all of them ("one-call").
     multi_platform: Literal["fan-out", "one-call"] = "fan-out"

@@ -218,7 +218,8 @@ def workspace(req: BuildRequest, log: Callable[[str], None]) -> Iterator[Workspa
         context = materialise(open_store(req.context_store), req.context, build_dir, blob_cache(), limits)
         log(f"context {req.context} materialised")
         yield Workspace(context_dir=str(context), docker_config=settings.docker_config,
-                        buildkit_host=settings.buildkit_host, buildctl=settings.buildctl, arg_env=dict(os.environ))
+                        buildkit_host=settings.buildkit_host, buildctl=settings.buildctl, arg_env=dict(os.environ),
+                        kaniko_image=settings.kaniko_image)
     finally:
         shutil.rmtree(build_dir, ignore_errors=True)
 

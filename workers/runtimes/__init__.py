@@ -1,6 +1,7 @@
 """Runtimes: where a BuilderJob runs. Each has one `run(job, secrets, on_line) -> lines`.
 
     process      a local process on the worker (buildctl, the docker CLI)
+    docker       a container on the worker's engine (the Kaniko executor), workers.runtimes.docker
     kubernetes   the builder objects of a namespace in a cluster (workers.runtimes.kubernetes)
 """
 
@@ -21,4 +22,9 @@ class Runtime(Protocol):
 
 
 def runtime_for(job: BuilderJob) -> Runtime:
+    """A job with an image runs in a container (the worker's FARM_RUNTIME), any other as a process."""
+    if job.image:
+        from workers.runtimes import docker
+
+        return docker.run
     return process.run
