@@ -51,6 +51,8 @@ class BuilderJob:
     # Output that means the builder's daemon is unreachable (a transient failure), and that daemon.
     unreachable: str | None = None
     daemon: str | None = None
+    # The line that says why the builder failed (its last match), when its output interleaves.
+    cause: str | None = None
     # A containerised builder (kaniko): argv runs in this image, with the context at `context_mount`
     # and the worker's registry credentials at `docker_config_mount`, both read-only.
     image: str | None = None

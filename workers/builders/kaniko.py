@@ -23,6 +23,7 @@ from workers.k8s_objects import BUILDER_SERVICE_ACCOUNT
 
 MODE = "kaniko"
 # What the executor prints when a registry cannot be reached at all (a transient failure).
+CAUSE = r"^error \w+"           # the executor's own last word: `error building image: …`
 UNREACHABLE = r"dial tcp \S+: connect: connection refused|no such host|i/o timeout|connection reset by peer"
 
 
@@ -42,7 +43,7 @@ def executor_job(req: BuildRequest, ws: Workspace) -> BuilderJob:
                           node_selector=options.node_selector, tolerations=options.tolerations,
                           annotations=options.annotations, resources=options.resources)
     return BuilderJob(mode=MODE, argv=tuple(argv), context_dir=ws.context_dir, timeout=req.timeout,
-                      unreachable=UNREACHABLE, daemon="a registry", image=image, placement=placement,
+                      unreachable=UNREACHABLE, cause=CAUSE, daemon="a registry", image=image, placement=placement,
                       accept=(tuple(re.escape(part) for part in IMMUTABLE_TAG),))
 
 

@@ -51,13 +51,12 @@ def _owner() -> str:
 
 
 def _alive(pid: int) -> bool:
+    """A running process (a zombie, killed but not yet reaped by its new parent, is gone)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
         return False
-    except PermissionError:
-        return True
-    return True
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def reap(client: Any | None = None) -> list[str]:
