@@ -146,6 +146,7 @@ class KanikoOptions(BaseModel):
     annotations: dict[str, str] = {}
     resources: dict[str, dict[str, str]] = {}       # resources.builder as Kubernetes quantities
     service_account_annotations: dict[str, str] = {}
+    kube_context: str | None = None                 # the provider's `context`
 
 
 def check_build(action: BuildAction) -> None:
@@ -179,7 +180,7 @@ def options_for(action: BuildAction, provider: KubernetesProvider, project_names
         node_selector=dict(kaniko.node_selector or {}), tolerations=tolerations,
         annotations=dict(kaniko.annotations or {}),
         resources={side: dict(values) for side, values in provider.resources.builder.requirements().items()},
-        service_account_annotations=dict(kaniko.service_account_annotations or {}))
+        service_account_annotations=dict(kaniko.service_account_annotations or {}), kube_context=provider.context)
 
 
 def resolve_build_args(build_args: Mapping[str, str | None], env: Mapping[str, str]) -> dict[str, str]:
@@ -202,7 +203,9 @@ def executor_args(*, destination: str, dockerfile: str, options: KanikoOptions,
                   insecure: bool = False, context: str = f"dir://{CONTEXT_DIR}") -> list[str]:
     """The executor's command line (`/kaniko/executor …`), in Garden's order: context, dockerfile,
     destination, the merged flags, insecure, build args, target, platform."""
-    argv = [EXECUTOR, f"--context={context}", f"--dockerfile={CONTEXT_DIR}/{dockerfile}",
+    # The Dockerfile relative to the context: kaniko resolves it in its build context, wherever a
+    # runtime put that (`dir:///workspace` on an engine, `tar://stdin` unpacked in a Pod).
+    argv = [EXECUTOR, f"--context={context}", f"--dockerfile={dockerfile}",
             f"--destination={destination}", *options.flags]
     names = {f.name for f in parse_flags(options.flags, "flags")}
     if insecure:

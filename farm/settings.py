@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     # when a kubeconfig is set and the project's provider names a context, else docker.
     kaniko_image: str = ""
     runtime: Literal["", "docker", "kubernetes"] = ""
+    kubeconfig: str = Field(default="", validation_alias=AliasChoices("KUBECONFIG", "FARM_KUBECONFIG"))
+    # kubernetes runtime: a build Pod no node took within this many seconds fails with the scheduler's reason.
+    kube_schedule_timeout: float = 60.0
     # Several platforms: one job per platform on per-arch pools ("fan-out"), or, for cluster-buildkit
     # without per-arch pools, one emulated buildctl call for all of them ("one-call").
     multi_platform: Literal["fan-out", "one-call"] = "fan-out"

@@ -32,7 +32,11 @@ class Placement:
     runtime on an engine reads only `resources` (its memory limit)."""
 
     namespace: str = "default"
+    context: str | None = None                  # the provider's kubeconfig context
+    build: str = ""                             # names the Pod
+    labels: Mapping[str, str] = field(default_factory=dict)
     service_account: str | None = None
+    service_account_annotations: Mapping[str, str] = field(default_factory=dict)
     node_selector: Mapping[str, str] = field(default_factory=dict)
     tolerations: tuple[Mapping[str, Any], ...] = ()
     annotations: Mapping[str, str] = field(default_factory=dict)

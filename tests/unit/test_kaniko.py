@@ -74,7 +74,7 @@ def test_executor_args_in_garden_order() -> None:
                          build_args={"GARDEN_ACTION_VERSION": "v-1", "X": "y z"}, target="prod",
                          platform="linux/arm64", insecure=True)
     assert argv == [
-        "/kaniko/executor", "--context=dir:///workspace", "--dockerfile=/workspace/docker/Dockerfile",
+        "/kaniko/executor", "--context=dir:///workspace", "--dockerfile=docker/Dockerfile",
         "--destination=reg:5000/ns/api:v-1", "--cache=true", "--cache-repo=reg:5000/ns/api/cache",
         "--insecure", "--insecure-pull", "--build-arg=GARDEN_ACTION_VERSION=v-1", "--build-arg=X=y z",
         "--target=prod", "--custom-platform=linux/arm64"]

@@ -23,7 +23,7 @@ from workers.k8s_objects import BUILDER_SERVICE_ACCOUNT
 
 MODE = "kaniko"
 # What the executor prints when a registry cannot be reached at all (a transient failure).
-CAUSE = r"^error \w+"           # the executor's own last word: `error building image: …`
+CAUSE = r"(?i)^error\b"          # the executor's own last word: `error building image: …`, `Error: …`
 UNREACHABLE = r"dial tcp \S+: connect: connection refused|no such host|i/o timeout|connection reset by peer"
 
 
@@ -39,7 +39,9 @@ def executor_job(req: BuildRequest, ws: Workspace) -> BuilderJob:
     argv = executor_args(destination=req.image, dockerfile=req.dockerfile, options=options,
                          build_args=resolve_build_args(req.build_args, ws.arg_env), target=req.target,
                          platform=req.platform or None, insecure=req.insecure)
-    placement = Placement(namespace=options.namespace, service_account=BUILDER_SERVICE_ACCOUNT,
+    placement = Placement(namespace=options.namespace, context=options.kube_context, build=req.build,
+                          labels={"farm/job": req.job_id}, service_account=BUILDER_SERVICE_ACCOUNT,
+                          service_account_annotations=options.service_account_annotations,
                           node_selector=options.node_selector, tolerations=options.tolerations,
                           annotations=options.annotations, resources=options.resources)
     return BuilderJob(mode=MODE, argv=tuple(argv), context_dir=ws.context_dir, timeout=req.timeout,

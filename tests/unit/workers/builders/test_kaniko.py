@@ -45,7 +45,7 @@ def test_executor_job() -> None:
     (job,) = BUILDER.jobs(request(), WS)
     assert job.image == "reg:5000/farm/kaniko-executor:v1.25.16"
     assert job.argv == (
-        "/kaniko/executor", "--context=dir:///workspace", "--dockerfile=/workspace/Dockerfile",
+        "/kaniko/executor", "--context=dir:///workspace", "--dockerfile=Dockerfile",
         "--destination=reg:5000/ns/api:v-1", "--cache=true", "--cache-repo=reg:5000/ns/api/cache",
         "--insecure", "--insecure-pull", "--build-arg=GARDEN_ACTION_VERSION=v-1", "--build-arg=FROM_ENV=e",
         "--target=prod", "--custom-platform=linux/amd64")
