@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict
 from farm import keys
 from farm.errors import BrokerError
 from farm.images import CacheRef
+from farm.kaniko import KanikoOptions
 
 if TYPE_CHECKING:
     import redis
@@ -82,6 +83,7 @@ class BuildRequest(BaseModel):
     platforms: list[str] = []
     cache: list[CacheRef] = []      # resolved registry caches, in import order
     secret_ids: list[str] = []      # spec.secrets keys; the values travel apart (JobStore.put_secrets)
+    kaniko: KanikoOptions | None = None  # kaniko mode: merged flags, cache repo, namespace, Pod settings
     # The provider's imagePullSecrets, as references only: the worker reads them from the cluster
     # (its kubeconfig at `kube_context`, or its in-cluster identity) right before the build.
     pull_secrets: list[PullSecretRef] = []

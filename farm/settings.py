@@ -18,6 +18,7 @@ _ENV_NAMES = {
     "docker_config": ("DOCKER_CONFIG", "FARM_DOCKER_CONFIG"),
     "docker_host": ("DOCKER_HOST", "FARM_DOCKER_HOST"),
     "buildkit_host": ("BUILDKIT_HOST", "FARM_BUILDKIT_HOST"),
+    "kubeconfig": ("KUBECONFIG", "FARM_KUBECONFIG"),
 }
 
 
@@ -62,6 +63,15 @@ class Settings(BaseModel):
     # cluster-buildkit: where the worker's buildkitd listens (the stack exports it).
     buildkit_host: str = ""
     buildctl: str = "buildctl"
+    # kaniko: the executor image a worker runs when a project keeps Garden's default `kaniko.image`
+    # (the stack exports the one it builds from source), and where executors run: `docker` (a
+    # container on DOCKER_HOST's engine) or `kubernetes` (a Pod, with KUBECONFIG). Empty: kubernetes
+    # when a kubeconfig is set and the project's provider names a context, else docker.
+    kaniko_image: str = ""
+    runtime: Literal["", "docker", "kubernetes"] = ""
+    kubeconfig: str = ""
+    # kubernetes runtime: a build Pod no node took within this many seconds fails with the scheduler's reason.
+    kube_schedule_timeout: float = 60.0
     # Several platforms: one job per platform on per-arch pools ("fan-out"), or, for cluster-buildkit
     # without per-arch pools, one emulated buildctl call for all of them ("one-call").
     multi_platform: Literal["fan-out", "one-call"] = "fan-out"

@@ -71,7 +71,8 @@ def failure(job: BuilderJob, code: int, tail: Sequence[str]) -> BuildError:
             f"{job.mode}: {job.argv[0]} was killed (exit {code}), most likely out of memory\n{last}")
     if job.unreachable and any(re.search(job.unreachable, line) for line in tail):
         return TransientBuildError(f"{job.daemon or job.mode} is unreachable:\n{last}")
-    cause = next((line.strip() for line in reversed(tail) if line.strip()), "no output")
+    cause = next((line.strip() for line in reversed(tail) if job.cause and re.search(job.cause, line)), None) \
+        or next((line.strip() for line in reversed(tail) if line.strip()), "no output")
     return PermanentBuildError(f"{job.mode}: {job.argv[0]} exited with code {code}: {cause}\n{last}")
 
 
