@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from farm.errors import ConfigError
-from farm.garden import templates
+from farm.garden import graph, templates
 from farm.garden.actions import load_builds
 from farm.garden.context import GitInfo, base_context, read_git_info, with_environment
 from farm.garden.files import Listing, list_files, match_any
@@ -125,6 +125,20 @@ def _variables(doc: Doc, value: Any, path: Path_) -> dict[str, Any]:
     return dict(value)
 
 
+_VAR_REF = re.compile(r"\$\{[^}]*?\bvar(?:iables)?\.([A-Za-z0-9_-]+)")
+
+
+def _variable_cycles(doc: Doc, value: Any, path: Path_) -> None:
+    """Variables that refer to each other, named as such (resolving them would only say that
+    `var` is not there yet)."""
+    if not isinstance(value, dict):
+        return
+    refs = {str(k): sorted(set(_VAR_REF.findall(str(v))) & {str(n) for n in value}) for k, v in value.items()}
+    for name, cycle in graph.cycles(refs)[:1]:
+        raise doc.error("variables refer to each other: " + " -> ".join(f"var.{c}" for c in cycle),
+                        path + (name,))
+
+
 def _varfile(root: Path, doc: Doc, name: Any, default: str, path: Path_) -> dict[str, Any]:
     explicit = name is not None
     file = root / (name if isinstance(name, str) else default)
@@ -222,6 +236,17 @@ def environment_names(root: Path | str) -> list[str]:
     return [e["name"] for e in envs if isinstance(e, dict) and isinstance(e.get("name"), str)]
 
 
+def default_environment_problem(root: Path | str) -> ConfigError | None:
+    """`defaultEnvironment` naming an environment the project does not define (what `farm build`
+    without --env stops on); None when it is sound."""
+    try:
+        doc = _find_project_doc(Path(root).resolve())
+        _pick_environment(doc, doc.data, None)
+    except ConfigError as exc:
+        return exc
+    return None
+
+
 def check_project(root: Path | str, env: str | None = None, *, git: GitInfo | None = None,
                   resolve_actions: ActionsResolver | None = None) -> list[ConfigError]:
     """Every problem in the project (for `farm config validate`), [] when it loads cleanly."""
@@ -250,6 +275,7 @@ def _load(root: Path, env: str | None, git: GitInfo | None, check_registry: bool
     env_name = env_cfg["name"]
     env_path: Path_ = ("environments", env_index)
 
+    _variable_cycles(doc, data.get("variables"), ("variables",))
     variables = _resolve(doc, _variables(doc, data.get("variables"), ("variables",)), ctx, ("variables",))
     variables.update(_varfile(root, doc, data.get("varfile"), "garden.env", ("varfile",)))
     env_ctx = with_environment(ctx, env_name, "", variables)
