@@ -134,6 +134,16 @@ def _fields(values: Mapping[str, object]) -> list[str]:
     return out
 
 
+LOG_LINE_MAX = 4096      # characters of one log line kept: a builder echoing an 8 MB value stays readable
+
+
+def cap_line(line: str, limit: int = LOG_LINE_MAX) -> str:
+    """One log line, cut to `limit` characters with a note of how much was left out."""
+    if len(line) <= limit:
+        return line
+    return f"{line[:limit]}… ({len(line) - limit:,} more characters cut)"
+
+
 class JobStore:
     """Job records (Redis hashes), leases, single-flight claims, fan-in sets and log streams."""
 
@@ -304,6 +314,7 @@ class JobStore:
     # -- logs --------------------------------------------------------------------------------------
 
     def log(self, job_id: str, line: str) -> None:
+        line = cap_line(line)
         self.call(lambda: self.redis.xadd(keys.log(job_id), {"line": line}, maxlen=keys.LOG_MAXLEN,
                                            approximate=True))
 

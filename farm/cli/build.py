@@ -67,9 +67,9 @@ def build(names: tuple[str, ...], project_dir: Path, env_name: str | None, platf
                           labels={k.strip(): v for k, _, v in pairs}, submitter=flow.submitter(),
                           supersede=supersede)
     one_call = (multi_platform or settings.multi_platform) == "one-call"
-    plan.require_buildable(project, one_call)
     planned = plan.plan(project, versions, names, platforms, one_call=one_call)
     checks.require(planned, settings)     # the checks `farm config validate` runs: nothing sent yet
+    plan.require_buildable(project, one_call)
     outcome = flow.run(planned, settings, force=force, wait=not no_wait, say=err, progress=_progress, timeout=timeout,
                        on_line=lambda job, text: err(f"{job.build}|{getattr(job, 'platform', 'index')}| {text}"),
                        who=who)

@@ -71,6 +71,11 @@ def _find_project_doc(root: Path) -> Doc:
             if isinstance(doc.data, dict) and doc.data.get("kind") == "Project":
                 found.append(doc)
     if not found:
+        named = [p for p in (root / "project.garden.yml", root / "project.garden.yaml") if p.is_file()]
+        for doc in (d for p in named for d in load_docs(p)):
+            # The project file is there but its document is not a Project: point at it.
+            kind = doc.data.get("kind") if isinstance(doc.data, dict) else None
+            raise doc.error(f"the project config needs kind: Project (got {kind!r})", ("kind",))
         raise ConfigError(f"no Garden project config (a document with kind: Project) in {root}; "
                           "expected project.garden.yml or garden.yml")
     if len(found) > 1:
