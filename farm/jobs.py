@@ -155,6 +155,16 @@ def cached_record(job_id: str, ttl: int, **fields: str | float | None) -> tuple[
     return keys.CACHED, [keys.job(job_id)], [ttl, *_fields(values)]
 
 
+LOG_LINE_MAX = 4096      # characters of one log line kept: a builder echoing an 8 MB value stays readable
+
+
+def cap_line(line: str, limit: int = LOG_LINE_MAX) -> str:
+    """One log line, cut to `limit` characters with a note of how much was left out."""
+    if len(line) <= limit:
+        return line
+    return f"{line[:limit]}… ({len(line) - limit:,} more characters cut)"
+
+
 class JobStore:
     """Job records (Redis hashes), leases, single-flight claims, fan-in sets and log streams."""
 
@@ -323,6 +333,7 @@ class JobStore:
     # -- logs --------------------------------------------------------------------------------------
 
     def log(self, job_id: str, line: str) -> None:
+        line = cap_line(line)
         self.call(lambda: self.redis.xadd(keys.log(job_id), {"line": line}, maxlen=keys.LOG_MAXLEN,
                                            approximate=True))
 

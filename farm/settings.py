@@ -88,6 +88,10 @@ class Settings(BaseModel):
     cache_max_bytes: int = 5 * 1024**3
     context_max_files: int = 100_000
     context_max_bytes: int = 10 * 1024**3
+    # A build arg or secret value travels in a process environment (Linux: at most 128 KiB a string),
+    # so the producer refuses larger ones before anything is sent.
+    build_arg_max_bytes: int = 64 * 1024
+    build_args_max_bytes: int = 256 * 1024
     # Scheduling. A submission's priority (high > normal > low) unless `farm build --priority` says;
     # per project: `project_priorities` (`release-app=high,sandbox=low`).
     priority: Literal["high", "normal", "low"] = "normal"
