@@ -24,6 +24,8 @@ PACKAGES: dict[str, str] = {
     "runc": "runc",
     "busybox": "busybox-static",
     "rsync": "rsync",
+    "docker-compose": "docker-compose",     # validating docker-compose.yml (tests)
+    "chromium": "chromium",                 # Flower in a headless browser (tests)
 }
 _SBIN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

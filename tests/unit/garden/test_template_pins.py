@@ -277,3 +277,13 @@ def test_hints_for_keys_the_farm_does_not_provide(key: str, hint: str) -> None:
     with pytest.raises(TemplateError) as exc:
         resolve_string(key, ctx)
     assert str(exc.value).endswith("." + hint)
+
+
+def test_a_missing_environment_variable() -> None:
+    with pytest.raises(TemplateError) as exc:
+        resolve_string("${local.env.FARM_PIN_NOT_SET}", {"local": {"env": {"HOME": "/root"}}})
+    assert str(exc.value) == ("Invalid template string (${local.env.FARM_PIN_NOT_SET}): Could not find key "
+                              "FARM_PIN_NOT_SET under local.env: the environment variable is not set")
+    with pytest.raises(TemplateError) as exc:
+        resolve_string("${local.envs.X}", {"local": {"env": {}}})
+    assert str(exc.value).endswith("Could not find key envs under local. Available keys: env.")
