@@ -287,3 +287,61 @@ def test_a_missing_environment_variable() -> None:
     with pytest.raises(TemplateError) as exc:
         resolve_string("${local.envs.X}", {"local": {"env": {}}})
     assert str(exc.value).endswith("Could not find key envs under local. Available keys: env.")
+
+
+def test_has_template() -> None:
+    from farm.garden.templates import has_template
+
+    assert has_template("a${b}") and has_template("${") and not has_template("a$b{c}") and not has_template("")
+
+
+@pytest.mark.parametrize("value,message", [
+    ({"$forEach": "${var.missing}", "$return": 1}, "$forEach: Invalid template string (${var.missing}) at path "
+                                                   "$forEach: Could not find key missing under var."),
+    ({"$forEach": [1], "$return": 1, "$filter": "${var.missing}"}, "$filter: Invalid template string "
+                                                                   "(${var.missing}) at path $filter: Could not find "
+                                                                   "key missing under var."),
+    ({"$forEach": [1], "$return": {"$concat": "${var.missing}"}}, "$return.$concat: Invalid template string "
+                                                                  "(${var.missing}) at path $return.$concat: Could "
+                                                                  "not find key missing under var."),
+    ({"$forEach": [1], "$return": "${var.missing}"}, "$return: Invalid template string (${var.missing}) at path "
+                                                     "$return: Could not find key missing under var."),
+    ({"a": {"$if": "${var.missing}", "$then": 1}}, "a.$if: Invalid template string (${var.missing}) at path a.$if: "
+                                                   "Could not find key missing under var."),
+    ({"a": {"$if": True, "$then": "${var.missing}"}}, "a.$then: Invalid template string (${var.missing}) at path "
+                                                      "a.$then: Could not find key missing under var."),
+    ({"a": {"$merge": "${var.s}"}}, "a.$merge: Value of $merge key must be (or resolve to) a mapping object "
+                                    "(got string)"),
+    ([[{"$if": True}]], ": Missing $then field next to $if field. Got: $if"),
+])
+def test_error_paths(value: Any, message: str) -> None:
+    with pytest.raises(ValueError) as exc:
+        resolve(value, CTX, fail)
+    assert str(exc.value).startswith(message)
+
+
+def test_a_branch_is_resolved_in_the_context() -> None:
+    assert resolve({"$if": "${var.t}", "$then": "${var.n}"}, CTX, fail) == 3
+    assert resolve({"$forEach": [1], "$return": {"$if": True, "$then": "${item.value + var.n}"}}, CTX, fail) == [4]
+
+
+def nested(depth: int, leaf: Any) -> Any:
+    for _ in range(depth):
+        leaf = {"a": leaf}
+    return leaf
+
+
+@pytest.mark.parametrize("depth", [600, 5000])
+def test_data_nested_too_deeply_is_one_error(depth: int) -> None:
+    # 5000 levels: the structural check meets the limit (it raised RecursionError before issue 19);
+    # 600: the check passes and the resolver, two frames a level, meets it
+    with pytest.raises(ValueError) as exc:
+        resolve(nested(depth, "${var.n}"), CTX, fail)
+    assert str(exc.value) == ": template nested too deeply"
+
+
+def test_a_helper_that_recurses_too_deeply() -> None:
+    text = "${jsonDecode('" + "[" * 100_000 + "]" * 100_000 + "')}"
+    with pytest.raises(TemplateError) as exc:
+        resolve_string(text, {})
+    assert (exc.value.message, exc.value.expression, exc.value.source) == ("template nested too deeply", text, text)
