@@ -345,3 +345,73 @@ def test_a_helper_that_recurses_too_deeply() -> None:
     with pytest.raises(TemplateError) as exc:
         resolve_string(text, {})
     assert (exc.value.message, exc.value.expression, exc.value.source) == ("template nested too deeply", text, text)
+
+
+# --- evaluation details (template_eval.py) ---------------------------------------------------------------
+
+@pytest.mark.parametrize("text,plain,kept", [
+    ("${'$${a}' + 'b'}", "${a}b", "$${a}b"),
+    ("${'b' + '$${a}'}", "b${a}", "b$${a}"),
+    ("${'$${a}' || 'b'}", "${a}", "$${a}"),
+    ("${var.f || '$${a}'}", "${a}", "$${a}"),
+    ("${var.t && '$${a}'}", "${a}", "$${a}"),
+])
+def test_escapes_inside_operands(text: str, plain: str, kept: str) -> None:
+    assert resolve_string(text, CTX) == plain
+    assert resolve_string(text, CTX, keep_escaping=True) == kept
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("${var.missing + 'a' || 'b'}", "b"),
+    ("${'a' + var.missing || 'b'}", "b"),
+    ("${[var.missing] || 'b'}", "b"),
+    ("${[var.n, var.missing] || 'b'}", "b"),
+])
+def test_a_missing_key_inside_the_left_of_or_falls_through(text: str, expected: Any) -> None:
+    assert ev(text) == expected
+
+
+@pytest.mark.parametrize("text,expression", [
+    ("a ${var.missing} b", "var.missing"),
+    ("a ${var.s.x} b", "var.s.x"),
+    ("a ${var.l[var.m]} b", "var.l[var.m]"),
+    ("a ${nope()} b", "nope()"),
+    ("a ${lower(1)} b", "lower(1)"),
+    ("a ${concat('a', var.l)} b", "concat('a', var.l)"),
+    ("a ${1 < 'b'} b", "1 < 'b'"),
+    ("${var.missing}", "var.missing"),
+])
+def test_errors_name_the_expression(text: str, expression: str) -> None:
+    with pytest.raises(TemplateError) as exc:
+        ev(text)
+    assert (exc.value.expression, exc.value.source) == (expression, text)
+
+
+def test_keys_with_dots_are_rendered_in_brackets() -> None:
+    ctx = {"var": {"a.b": {"x": 1}, "c$d": {}, "e{f": {}}}
+    for key in ("a.b", "c$d", "e{f"):
+        with pytest.raises(TemplateError) as exc:
+            resolve_string(f"${{var['{key}'].missing}}", ctx)
+        assert f'Could not find key missing under var["{key}"].' in str(exc.value)
+
+
+def test_exact_keys_win_over_their_string_form() -> None:
+    ctx = {"d": {"1": "string key", 1: "number key", "true": "string true"}}
+    assert resolve_string("${d[1]}", ctx) == "number key"
+    assert resolve_string("${d['1']}", ctx) == "string key"
+    assert resolve_string("${d.true}", ctx) == "string true"
+
+
+def test_underscore_keys_are_not_listed_as_available() -> None:
+    with pytest.raises(TemplateError) as exc:
+        resolve_string("${var.missing}", {"var": {"_hidden": 1, "shown": 2}})
+    assert str(exc.value).endswith("Could not find key missing under var. Available keys: shown.")
+    with pytest.raises(TemplateError) as exc:
+        resolve_string("${var.missing}", {"var": {"_hidden": 1}})
+    assert str(exc.value).endswith("Available keys: (none).")
+
+
+def test_the_hint_sees_the_key_path_up_to_the_missing_key() -> None:
+    with pytest.raises(TemplateError) as exc:
+        resolve_string("${actions.build.x.outputs.deploymentImageId}", {"actions": {"build": {}}})
+    assert str(exc.value).endswith("(actions.build.x: no container Build of that name is enabled in this environment)")
