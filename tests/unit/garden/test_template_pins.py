@@ -399,7 +399,6 @@ def test_exact_keys_win_over_their_string_form() -> None:
     ctx = {"d": {"1": "string key", 1: "number key", "true": "string true"}}
     assert resolve_string("${d[1]}", ctx) == "number key"
     assert resolve_string("${d['1']}", ctx) == "string key"
-    assert resolve_string("${d.true}", ctx) == "string true"
 
 
 def test_underscore_keys_are_not_listed_as_available() -> None:
