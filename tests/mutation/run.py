@@ -64,10 +64,11 @@ class Result:
         return 100.0 * self.killed / len(self.counted) if self.counted else 100.0
 
 
-def load_config() -> tuple[dict[str, list[str]], float]:
+def load_config() -> tuple[dict[str, list[str]], float, set[str]]:
     doc = tomllib.loads((ROOT / "pyproject.toml").read_text())
     table = doc["tool"]["farm-mutation"]
-    return {m: list(t) for m, t in table["modules"].items()}, float(table.get("goal", 90))
+    return ({m: list(t) for m, t in table["modules"].items()}, float(table.get("goal", 90)),
+            set(table.get("fresh_import", [])))
 
 
 def diff_key(diff: str) -> str:
@@ -95,7 +96,7 @@ def load_equivalents() -> dict[tuple[str, str], str]:
     return out
 
 
-def prepare(module: str, tests: list[str]) -> Path:
+def prepare(module: str, tests: list[str], fresh: bool) -> Path:
     """A fresh copy of the tree whose pyproject tells mutmut to mutate `module` against `tests`."""
     work = WORK / module.replace("/", "_").removesuffix(".py")
     shutil.rmtree(work, ignore_errors=True)
@@ -110,6 +111,10 @@ def prepare(module: str, tests: list[str]) -> Path:
     text += ("\n# written by tests/mutation/run.py for this module\n"
              f"only_mutate = {json.dumps([module])}\n"
              f"pytest_add_cli_args_test_selection = {json.dumps(files)}\n")
+    if fresh:
+        # Code that runs at import time (helper schemas built by factories) is mutated only if each
+        # mutant imports the module afresh: fork from a server that has not imported it.
+        text += 'process_isolation = "forkserver"\nforkserver_warmup = "none"\n'
     # the [tool.mutmut] table is last in pyproject.toml, so these keys land in it
     assert text.rfind("[tool.mutmut]") > text.rfind("[tool.farm-mutation"), "[tool.mutmut] must be the last table"
     (work / "pyproject.toml").write_text(text)
@@ -131,10 +136,10 @@ def statuses(work: Path, module: str) -> dict[str, str]:
     return {name: status_by_exit_code[code] for name, code in meta["exit_code_by_key"].items()}
 
 
-def run_module(module: str, tests: list[str], sample: int | None, seed: int, jobs: int,
+def run_module(module: str, tests: list[str], fresh: bool, sample: int | None, seed: int, jobs: int,
                equivalents: dict[tuple[str, str], str]) -> Result:
     start = time.monotonic()
-    work = prepare(module, tests)
+    work = prepare(module, tests, fresh)
     names: list[str] = []
     if sample is not None:
         # generate the mutants (and the test mapping) without running any, then pick a fixed sample
@@ -180,7 +185,7 @@ def report(results: list[Result], goal: float, sampled: bool) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    modules, goal = load_config()
+    modules, goal, fresh = load_config()
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("modules", nargs="*", help="modules to mutate (default: all of [tool.farm-mutation.modules])")
     ap.add_argument("--sample", type=int, help="mutants per module, picked with a fixed seed")
@@ -196,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for module in args.modules or list(modules):
         print(f"== {module}", flush=True)
-        results.append(run_module(module, modules[module], args.sample, args.seed, args.jobs, equivalents))
+        results.append(run_module(module, modules[module], module in fresh, args.sample, args.seed, args.jobs,
+                                  equivalents))
         r = results[-1]
         print(f"   {r.killed}/{len(r.counted)} killed, {len(r.equivalent)} equivalent: {r.score:.1f} % "
               f"({r.seconds:.0f} s)", flush=True)
