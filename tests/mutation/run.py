@@ -96,9 +96,13 @@ def load_equivalents() -> dict[tuple[str, str], str]:
     return out
 
 
+def workdir(module: str) -> Path:
+    return WORK / module.replace("/", "_").removesuffix(".py")
+
+
 def prepare(module: str, tests: list[str], fresh: bool) -> Path:
     """A fresh copy of the tree whose pyproject tells mutmut to mutate `module` against `tests`."""
-    work = WORK / module.replace("/", "_").removesuffix(".py")
+    work = workdir(module)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", ".hypothesis", ".pytest_cache")
@@ -129,6 +133,22 @@ def mutmut(work: Path, *args: str, jobs: int) -> subprocess.CompletedProcess[str
                           env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
 
 
+def widen_test_mapping(work: Path, module: str) -> None:
+    """Run every selected test for every mutant of `module`. mutmut maps a function to the tests that
+    called it; a factory called while the module is imported (string(), number(), one_of()...) is
+    mapped to no test or to an arbitrary one, though every test uses the closures it built."""
+    path = work / "mutants" / "mutmut-stats.json"
+    stats = json.loads(path.read_text())
+    by_function = stats["tests_by_mangled_function_name"]
+    every = sorted({test for tests in by_function.values() for test in tests})
+    prefix = module.removesuffix(".py").replace("/", ".") + "."
+    functions = {function_of(name) for name in statuses(work, module)}
+    for f in functions:
+        by_function[f] = every
+    assert all(f.startswith(prefix) for f in functions)
+    path.write_text(json.dumps(stats))
+
+
 def statuses(work: Path, module: str) -> dict[str, str]:
     from mutmut.stats import status_by_exit_code
 
@@ -141,24 +161,34 @@ def run_module(module: str, tests: list[str], fresh: bool, sample: int | None, s
     start = time.monotonic()
     work = prepare(module, tests, fresh)
     names: list[str] = []
-    if sample is not None:
-        # generate the mutants (and the test mapping) without running any, then pick a fixed sample
+    if sample is not None or fresh:
+        # generate the mutants (and the test mapping) without running any
         first = mutmut(work, "run", "no-such-mutant-", jobs=jobs)
         if not (work / "mutants" / (module + ".meta")).exists():
             sys.exit(f"mutmut failed on {module}:\n{first.stdout[-3000:]}\n{first.stderr[-3000:]}")
+    if fresh:
+        widen_test_mapping(work, module)
+    if sample is not None:
         every = sorted(statuses(work, module))
         names = sorted(random.Random(f"{seed}:{module}").sample(every, min(sample, len(every))))
     proc = mutmut(work, "run", *names, jobs=jobs)
     meta = work / "mutants" / (module + ".meta")
     if not meta.exists():
         sys.exit(f"mutmut failed on {module}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    (work / "sample.json").write_text(json.dumps(names))
+    return collect(module, work, equivalents, time.monotonic() - start)
+
+
+def collect(module: str, work: Path, equivalents: dict[tuple[str, str], str], seconds: float = 0.0) -> Result:
+    """The results of the last run in `work` (its sample only, if it was sampled)."""
     found = statuses(work, module)
+    names = json.loads((work / "sample.json").read_text())
     if names:
         found = {m: found[m] for m in names}
-    result = Result(module, found, seconds=time.monotonic() - start)
+    result = Result(module, found, seconds=seconds)
     for m, status in found.items():
         if status in UNDETECTED:
-            shown = mutmut(work, "show", m, jobs=jobs).stdout
+            shown = mutmut(work, "show", m, jobs=1).stdout
             result.diffs[m] = "\n".join(ln for ln in shown.splitlines() if not ln.startswith("# "))
             why = equivalents.get((function_of(m), diff_key(result.diffs[m])))
             if why is not None:
@@ -192,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=19)
     ap.add_argument("--jobs", type=int, default=2, help="mutants run at once (mutmut --max-children)")
     ap.add_argument("--json", type=Path, help="also write the results to this file")
+    ap.add_argument("--report", action="store_true",
+                    help="no run: report the last run's results again (after editing equivalents.txt)")
     args = ap.parse_args(argv)
     unknown = [m for m in args.modules if m not in modules]
     if unknown:
@@ -201,12 +233,20 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for module in args.modules or list(modules):
         print(f"== {module}", flush=True)
-        results.append(run_module(module, modules[module], module in fresh, args.sample, args.seed, args.jobs,
-                                  equivalents))
+        if args.report:
+            work = workdir(module)
+            if not (work / "sample.json").exists():
+                print(f"   no finished run in {work}", file=sys.stderr)
+                return 2
+            results.append(collect(module, work, equivalents))
+        else:
+            results.append(run_module(module, modules[module], module in fresh, args.sample, args.seed,
+                                      args.jobs, equivalents))
         r = results[-1]
         print(f"   {r.killed}/{len(r.counted)} killed, {len(r.equivalent)} equivalent: {r.score:.1f} % "
               f"({r.seconds:.0f} s)", flush=True)
-    ok = report(results, goal, args.sample is not None)
+    sampled = any(json.loads((workdir(r.module) / "sample.json").read_text()) for r in results)
+    ok = report(results, goal, sampled)
     if args.json:
         args.json.write_text(json.dumps([{"module": r.module, "score": round(r.score, 1), "killed": r.killed,
                                           "counted": len(r.counted), "equivalent": sorted(r.equivalent),
