@@ -331,12 +331,26 @@ def nested(depth: int, leaf: Any) -> Any:
     return leaf
 
 
-@pytest.mark.parametrize("depth", [600, 5000])
-def test_data_nested_too_deeply_is_one_error(depth: int) -> None:
-    # 5000 levels: the structural check meets the limit (it raised RecursionError before issue 19);
-    # 600: the check passes and the resolver, two frames a level, meets it
+def deepest_checkable() -> int:
+    """The deepest nesting the structural check walks here (it takes the fewest frames a level)."""
+    from farm.garden import templates
+
+    depth = 50
+    while True:
+        try:
+            templates._check(nested(depth + 50, 1))
+        except RecursionError:
+            return depth
+        depth += 50
+
+
+@pytest.mark.parametrize("depth", ["checkable", 20_000])
+def test_data_nested_too_deeply_is_one_error(depth: int | str) -> None:
+    # 20000 levels: the structural check meets the limit (it raised RecursionError before issue 19);
+    # just under the check's own limit: the check passes and the resolver, more frames a level, meets it
+    n = deepest_checkable() - 60 if depth == "checkable" else int(depth)
     with pytest.raises(ValueError) as exc:
-        resolve(nested(depth, "${var.n}"), CTX, fail)
+        resolve(nested(n, "${var.n}"), CTX, fail)
     assert str(exc.value) == ": template nested too deeply"
 
 
@@ -414,3 +428,9 @@ def test_the_hint_sees_the_key_path_up_to_the_missing_key() -> None:
     with pytest.raises(TemplateError) as exc:
         resolve_string("${actions.build.x.outputs.deploymentImageId}", {"actions": {"build": {}}})
     assert str(exc.value).endswith("(actions.build.x: no container Build of that name is enabled in this environment)")
+
+
+def test_an_error_in_a_nested_template_names_the_inner_expression() -> None:
+    with pytest.raises(TemplateError) as exc:
+        ev("a ${'${var.missing}'} b")
+    assert (exc.value.expression, exc.value.source) == ("var.missing", "${var.missing}")
