@@ -164,3 +164,10 @@ def test_unknown_helper() -> None:
     with pytest.raises(LookupError, match=r"^Could not find helper function 'x'\. Available helper functions: "
                                           r"base64Decode, base64Encode, "):
         call_helper("x", [])
+
+
+def test_yaml_encode_does_not_fold_long_lines() -> None:
+    # js-yaml would fold at 80 columns (a documented difference); the farm keeps one line, never PyYAML's 80
+    text = " ".join(["word"] * 30)
+    assert call_helper("yamlEncode", [{"a": text}]) == f"a: {text}\n"
+    assert call_helper("yamlEncode", [text]) == f"{text}\n"
