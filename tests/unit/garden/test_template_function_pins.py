@@ -171,3 +171,9 @@ def test_yaml_encode_does_not_fold_long_lines() -> None:
     text = " ".join(["word"] * 30)
     assert call_helper("yamlEncode", [{"a": text}]) == f"a: {text}\n"
     assert call_helper("yamlEncode", [text]) == f"{text}\n"
+
+
+def test_a_python_error_inside_a_helper_is_a_helper_error() -> None:
+    with pytest.raises(HelperError) as exc:
+        call_helper("indent", ["a", 1e19])  # an integer, but no string is that long
+    assert (exc.value.js_name, str(exc.value)) == ("Error", "cannot fit 'int' into an index-sized integer")
