@@ -55,5 +55,13 @@ def test_every_overlay_passes_a_server_side_dry_run(cluster: Cluster,  # noqa: F
             checked[overlay] = checked.get(overlay, 0) + 1
     assert not failures, "\n".join(failures)
     assert set(checked) == set(OVERLAYS) and all(n >= 20 for n in checked.values()), checked
+    # The dry run does judge: the same Deployment with a misspelt field is refused.
+    import copy
+    bad = copy.deepcopy(next(d for d in rendered["onprem"] if d["kind"] == "Deployment"))
+    bad["spec"]["template"]["spec"]["terminationGracePeriod"] = 30
+    with pytest.raises(ApiException) as refused:
+        dyn.resources.get(api_version="apps/v1", kind="Deployment").create(
+            body=bad, namespace="farm", dry_run="All", query_params=[("fieldValidation", "Strict")])
+    assert refused.value.status in (400, 422) and "terminationGracePeriod" in str(refused.value.body)
     # Dry run: nothing was created.
     assert k8s.AppsV1Api(cluster.api).list_namespaced_deployment("farm").items == []
