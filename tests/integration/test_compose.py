@@ -142,6 +142,7 @@ def test_worker_image_builds_from_the_repo_and_runs(stack_env: dict[str, str], t
         assert sent, built.stdout[:2000]
         size = float(sent.group(1)) * {"B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9}[sent.group(2)]
         assert size < 20e6, sent.group(0)
+        print(f"\nworker image build context: {sent.group(1)} {sent.group(2)}")
 
         def in_image(*argv: str) -> subprocess.CompletedProcess[str]:
             return docker("run", "--rm", "--network", "none", image, *argv, check=False, timeout=120)
