@@ -54,7 +54,7 @@ test-unit: venv
 
 bench: venv buildkit
 	$(FARM) stack up --with buildkitd
-	@$(STACK_ENV) && for b in version_hash context_sync builders multi_platform queue publish; do echo "== bench/$$b.py"; $(PY) bench/$$b.py || exit 1; done
+	@$(STACK_ENV) && for b in version_hash context_sync builders multi_platform submissions overhead publish; do echo "== bench/$$b.py"; $(PY) bench/$$b.py || exit 1; done
 
 down:
 	$(FARM) stack down

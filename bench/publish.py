@@ -22,9 +22,7 @@ import time
 import uuid
 from pathlib import Path
 
-# bench/ holds queue.py, which would shadow the standard library's queue: the repo root instead.
-_HERE = str(Path(__file__).resolve().parent)
-sys.path[:] = [str(Path(_HERE).parent)] + [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx  # noqa: E402
 
