@@ -65,3 +65,54 @@ def test_every_overlay_passes_a_server_side_dry_run(cluster: Cluster,  # noqa: F
     assert refused.value.status in (400, 422) and "terminationGracePeriod" in str(refused.value.body)
     # Dry run: nothing was created.
     assert k8s.AppsV1Api(cluster.api).list_namespaced_deployment("farm").items == []
+
+
+def test_the_deployed_service_account_can_do_what_the_runtime_needs_and_nothing_else(
+        cluster: Cluster, rendered: dict[str, list[dict[str, Any]]]) -> None:  # noqa: F811
+    """The overlay's ServiceAccount, Role and RoleBinding created for real; a token of that account
+    asks the API server what it may do (SelfSubjectAccessReview) and makes real calls."""
+    from workers import rbac
+
+    dyn = DynamicClient(cluster.api)
+    try:
+        cluster.core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name="farm")))
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+    for doc in rendered["onprem"]:
+        if doc["kind"] in ("ServiceAccount", "Role", "RoleBinding") and doc["metadata"]["name"] == "farm-worker":
+            dyn.resources.get(api_version=doc["apiVersion"], kind=doc["kind"]).create(body=doc, namespace="farm")
+    token = cluster.core.create_namespaced_service_account_token(
+        "farm-worker", "farm", k8s.AuthenticationV1TokenRequest(spec=k8s.V1TokenRequestSpec(
+            audiences=[], expiration_seconds=600))).status.token
+    conf = k8s.Configuration()
+    base = cluster.api.configuration
+    conf.host, conf.ssl_ca_cert, conf.verify_ssl = base.host, base.ssl_ca_cert, base.verify_ssl
+    conf.api_key = {"authorization": f"Bearer {token}"}
+    worker_api = k8s.ApiClient(conf)
+    try:
+        auth = k8s.AuthorizationV1Api(worker_api)
+
+        def may(group: str, resource: str, verb: str, namespace: str = "farm") -> bool:
+            res, _, sub = resource.partition("/")
+            review = k8s.V1SelfSubjectAccessReview(spec=k8s.V1SelfSubjectAccessReviewSpec(
+                resource_attributes=k8s.V1ResourceAttributes(group=group, resource=res, subresource=sub or None,
+                                                             verb=verb, namespace=namespace)))
+            return bool(auth.create_self_subject_access_review(review).status.allowed)
+
+        for rule in rbac.RULES:
+            for verb in rule.verbs:
+                assert may(rule.api_group, rule.resource, verb), (rule, verb)
+        for group, resource, verb in [("", "pods/exec", "create"), ("", "secrets", "list"), ("", "secrets", "delete"),
+                                      ("", "namespaces", "create"), ("apps", "deployments", "delete"),
+                                      ("rbac.authorization.k8s.io", "roles", "create"), ("", "configmaps", "get"),
+                                      ("", "nodes", "list")]:
+            assert not may(group, resource, verb), (group, resource, verb)
+        assert not may("", "pods", "create", namespace="default")       # only in its own namespace
+        core = k8s.CoreV1Api(worker_api)
+        assert core.list_namespaced_pod("farm").items == []            # a real call, allowed
+        with pytest.raises(ApiException) as denied:
+            core.list_namespaced_secret("farm")
+        assert denied.value.status == 403
+    finally:
+        worker_api.close()
