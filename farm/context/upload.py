@@ -63,6 +63,7 @@ def upload_context(store: ContextStore, root: Path, manifest: ContextManifest,
                 progress(done, total)
         return n
 
+    workers = min(workers, getattr(store, "max_writers", workers))  # a store may know its best concurrency
     if len(missing) > 1 and workers > 1:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             sent = sum(pool.map(send, missing))
