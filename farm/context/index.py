@@ -12,7 +12,6 @@ import json
 import os
 import tempfile
 import time
-import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -86,14 +85,14 @@ class HashIndex:
 
     @property
     def _last_path(self) -> Path:
-        return self.path.with_name(self.path.name + ".last-manifest.z")
+        return self.path.with_name(self.path.name + ".last-manifest.json")
 
     def last_manifest(self) -> tuple[str, bytes] | None:
         """The digest and canonical bytes of the last manifest uploaded (the base of the next delta),
         checked against its digest; None when there is none or it does not verify."""
         try:
-            data = zlib.decompress(self._last_path.read_bytes())
-        except (OSError, zlib.error):
+            data = self._last_path.read_bytes()   # not compressed: zlib cost more than the disk saves
+        except OSError:
             return None
         self._last_digest = "sha256:" + hashlib.sha256(data).hexdigest()
         return self._last_digest, data
@@ -104,7 +103,7 @@ class HashIndex:
         doc = {"format": _FORMAT, "entries": self._entries, "uploads": self._uploads}
         _write_atomically(self.path, json.dumps(doc, separators=(",", ":")).encode())
         if self._last is not None:
-            _write_atomically(self._last_path, zlib.compress(self._last.to_json(), 1))
+            _write_atomically(self._last_path, self._last.to_json())
             self._last = None
 
 

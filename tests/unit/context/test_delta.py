@@ -90,7 +90,7 @@ def test_a_tampered_delta_is_refused(setup, tmp_path: Path) -> None:
 def test_without_a_verified_base_the_manifest_goes_whole(setup) -> None:
     root, files, store, index_path = setup
     upload(root, files, store, index_path)
-    last = index_path.with_name(index_path.name + ".last-manifest.z")
+    last = index_path.with_name(index_path.name + ".last-manifest.json")
     last.write_bytes(b"damaged")
     (root / "Dockerfile").write_bytes(b"FROM scratch\n")
     m, _ = upload(root, files, store, index_path)
