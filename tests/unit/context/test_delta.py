@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,28 @@ def test_without_a_verified_base_the_manifest_goes_whole(setup) -> None:
     (root / "Dockerfile").write_bytes(b"FROM scratch\n")
     m, _ = upload(root, files, store, index_path)
     assert hashlib.sha256(stored(store, m.digest)).hexdigest() == m.digest[7:]
+
+
+def test_a_worker_rebuilds_a_delta_on_its_own_copy_of_the_base_and_never_trusts_a_bad_copy(
+        setup, tmp_path: Path) -> None:
+    root, files, store, index_path = setup
+    cache = BlobCache(tmp_path / "cache", 1 << 30)
+    first, _ = upload(root, files, store, index_path)
+    materialise(store, first.digest, tmp_path / "a", cache)
+    kept = cache.root / "manifests" / f"{first.digest[7:]}.json"
+    assert kept.read_bytes() == first.to_json()
+
+    (root / "Dockerfile").write_bytes(b"FROM scratch\n")
+    second, _ = upload(root, files, store, index_path)
+    # The store's base is gone: the worker's own copy is what the delta is rebuilt on.
+    (store.root / manifest_key(first.digest[7:])).rename(tmp_path / "moved")
+    out = materialise(store, second.digest, tmp_path / "b", cache)
+    assert snapshot(out)["Dockerfile"][1] == hashlib.sha256(b"FROM scratch\n").hexdigest()
+
+    # A damaged copy is not used: with the store's base back, the result is the same.
+    (tmp_path / "moved").rename(store.root / manifest_key(first.digest[7:]))
+    kept.write_bytes(kept.read_bytes().replace(b"Dockerfile", b"Dockerfilf"))
+    (cache.root / "manifests" / f"{second.digest[7:]}.json").unlink()
+    shutil.rmtree(tmp_path / "b")
+    out = materialise(store, second.digest, tmp_path / "b", cache)
+    assert "Dockerfile" in snapshot(out)
