@@ -169,10 +169,17 @@ def _mkdir(path: str) -> None:
 
 
 def _dirs(manifest: ContextManifest) -> list[str]:
+    """Every directory the manifest's paths imply, parents first."""
     out: set[str] = set()
     for e in manifest.entries:
-        parts = e.path.split("/")
-        out.update("/".join(parts[:i]) for i in range(1, len(parts)))
+        # Deepest parent first; once one is known, all of its own parents are too.
+        i = e.path.rfind("/")
+        while i > 0:
+            d = e.path[:i]
+            if d in out:
+                break
+            out.add(d)
+            i = d.rfind("/")
     return sorted(out, key=lambda d: (d.count("/"), d))
 
 
