@@ -95,6 +95,7 @@ def jobs_for(project: Project, build: PlannedBuild, context: UploadStats, settin
             pull_secrets=[PullSecretRef(name=s.name, namespace=s.namespace) for s in provider.image_pull_secrets]
             if provider else [],
             kube_context=provider.context if provider else None,
+            kaniko=build.kaniko,
         )
         for platform in groups
     ]

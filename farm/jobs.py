@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict
 from farm import keys
 from farm.errors import BrokerError
 from farm.images import CacheRef
+from farm.kaniko import KanikoOptions
 
 if TYPE_CHECKING:
     import redis
@@ -82,6 +83,7 @@ class BuildRequest(BaseModel):
     platforms: list[str] = []
     cache: list[CacheRef] = []      # resolved registry caches, in import order
     secret_ids: list[str] = []      # spec.secrets keys; the values travel apart (JobStore.put_secrets)
+    kaniko: KanikoOptions | None = None  # kaniko mode: merged flags, cache repo, namespace, Pod settings
     # The provider's imagePullSecrets, as references only: the worker reads them from the cluster
     # (its kubeconfig at `kube_context`, or its in-cluster identity) right before the build.
     pull_secrets: list[PullSecretRef] = []
@@ -151,6 +153,16 @@ def cached_record(job_id: str, ttl: int, **fields: str | float | None) -> tuple[
     now = time.time()
     values: dict[str, str | float | None] = {"status": "cached", "queued_at": now, "finished_at": now, **fields}
     return keys.CACHED, [keys.job(job_id)], [ttl, *_fields(values)]
+
+
+LOG_LINE_MAX = 4096      # characters of one log line kept: a builder echoing an 8 MB value stays readable
+
+
+def cap_line(line: str, limit: int = LOG_LINE_MAX) -> str:
+    """One log line, cut to `limit` characters with a note of how much was left out."""
+    if len(line) <= limit:
+        return line
+    return f"{line[:limit]}… ({len(line) - limit:,} more characters cut)"
 
 
 class JobStore:
@@ -321,6 +333,7 @@ class JobStore:
     # -- logs --------------------------------------------------------------------------------------
 
     def log(self, job_id: str, line: str) -> None:
+        line = cap_line(line)
         self.call(lambda: self.redis.xadd(keys.log(job_id), {"line": line}, maxlen=keys.LOG_MAXLEN,
                                            approximate=True))
 

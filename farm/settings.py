@@ -18,6 +18,7 @@ _ENV_NAMES = {
     "docker_config": ("DOCKER_CONFIG", "FARM_DOCKER_CONFIG"),
     "docker_host": ("DOCKER_HOST", "FARM_DOCKER_HOST"),
     "buildkit_host": ("BUILDKIT_HOST", "FARM_BUILDKIT_HOST"),
+    "kubeconfig": ("KUBECONFIG", "FARM_KUBECONFIG"),
 }
 
 
@@ -52,6 +53,9 @@ class Settings(BaseModel):
     visibility_timeout: int = 30
     # The longest `timeout` a Build may ask for; the worker's hard time limit is a little above it.
     max_build_timeout: int = 4 * 3600
+    # On SIGTERM a worker's running builds get this long to finish (Celery's soft shutdown) before
+    # they are handed back; a pod's terminationGracePeriodSeconds must be a little longer.
+    soft_shutdown_timeout: float = 60.0
     # Where registry credentials live (a docker config.json); never passed through the queue.
     docker_config: Path = Field(default_factory=lambda: Path(os.path.expanduser("~/.docker")))
     docker_host: str = "unix:///var/run/docker.sock"
@@ -59,6 +63,15 @@ class Settings(BaseModel):
     # cluster-buildkit: where the worker's buildkitd listens (the stack exports it).
     buildkit_host: str = ""
     buildctl: str = "buildctl"
+    # kaniko: the executor image a worker runs when a project keeps Garden's default `kaniko.image`
+    # (the stack exports the one it builds from source), and where executors run: `docker` (a
+    # container on DOCKER_HOST's engine) or `kubernetes` (a Pod, with KUBECONFIG). Empty: kubernetes
+    # when a kubeconfig is set and the project's provider names a context, else docker.
+    kaniko_image: str = ""
+    runtime: Literal["", "docker", "kubernetes"] = ""
+    kubeconfig: str = ""
+    # kubernetes runtime: a build Pod no node took within this many seconds fails with the scheduler's reason.
+    kube_schedule_timeout: float = 60.0
     # Several platforms: one job per platform on per-arch pools ("fan-out"), or, for cluster-buildkit
     # without per-arch pools, one emulated buildctl call for all of them ("one-call").
     multi_platform: Literal["fan-out", "one-call"] = "fan-out"
@@ -75,6 +88,10 @@ class Settings(BaseModel):
     cache_max_bytes: int = 5 * 1024**3
     context_max_files: int = 100_000
     context_max_bytes: int = 10 * 1024**3
+    # A build arg or secret value travels in a process environment (Linux: at most 128 KiB a string),
+    # so the producer refuses larger ones before anything is sent.
+    build_arg_max_bytes: int = 64 * 1024
+    build_args_max_bytes: int = 256 * 1024
     # Scheduling. A submission's priority (high > normal > low) unless `farm build --priority` says;
     # per project: `project_priorities` (`release-app=high,sandbox=low`).
     priority: Literal["high", "normal", "low"] = "normal"

@@ -237,7 +237,7 @@ def workspace(req: BuildRequest, log: Callable[[str], None]) -> Iterator[Workspa
         with build_docker_config_dir(req, settings.docker_config, Path(context), scratch) as docker_config:
             yield Workspace(context_dir=str(context), docker_config=docker_config,
                             buildkit_host=settings.buildkit_host, buildctl=settings.buildctl,
-                            arg_env=dict(os.environ))
+                            arg_env=dict(os.environ), kaniko_image=settings.kaniko_image)
     finally:
         if lock is not None:
             os.close(lock)
