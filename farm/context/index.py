@@ -28,6 +28,7 @@ class LastUpload:
     depth: int                 # deltas between it and a whole manifest in the store
     rows: list[list[Any]]      # its entries as its canonical JSON lists them
     blobs: frozenset[str]
+    age: float                 # seconds since it was uploaded (a delta is sent only on a recent base)
 
 _FORMAT = 2
 # A file modified within this window before it was hashed may change again within the same
@@ -79,7 +80,9 @@ class HashIndex:
         rec = self._uploads.get(store_url)
         if not rec or not isinstance(rec, list) or not isinstance(rec[0], str):
             return None
-        digest, depth = rec[0], rec[-1] if type(rec[-1]) is int else 0
+        digest = rec[0]
+        depth = rec[1] if len(rec) > 1 and type(rec[1]) is int else 0
+        at = rec[2] if len(rec) > 2 and isinstance(rec[2], (int, float)) else 0.0
         if self._last is not None and self._last.digest == digest:
             rows: list[list[Any]] = [list(e) for e in self._last.entries]
         else:
@@ -90,11 +93,11 @@ class HashIndex:
                 rows = json.loads(last[1])["entries"]
             except (ValueError, KeyError, TypeError):
                 return None
-        return LastUpload(digest, depth, rows, frozenset(r[3] for r in rows if r[3]))
+        return LastUpload(digest, depth, rows, frozenset(r[3] for r in rows if r[3]), time.time() - at)
 
     def record_upload(self, store_url: str, manifest: ContextManifest, depth: int = 0) -> None:
         # The blobs are not listed here: they are the last manifest's, kept beside the index.
-        self._uploads[store_url] = [manifest.digest, depth]
+        self._uploads[store_url] = [manifest.digest, depth, time.time()]
         if manifest.digest != self._last_digest:  # the base of the next delta, written by save()
             self._last = manifest
 

@@ -15,6 +15,7 @@ from .manifest import ContextManifest
 from .store import ContextStore
 
 Progress = Callable[[int, int], None]
+MAX_BASE_AGE_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,9 @@ def _manifest_bytes(manifest: ContextManifest, last: LastUpload | None) -> tuple
     manifest this checkout uploaded to this store when that one is still there and the chain is short,
     else the whole manifest."""
     whole = manifest.to_json()
-    if last is None or last.depth + 1 > MAX_DEPTH:
+    # An old base may be swept by `farm gc` (manifests no job needs, past a grace of hours) between
+    # this check and the delta landing: only a base uploaded within the last hour is built on.
+    if last is None or last.depth + 1 > MAX_DEPTH or last.age > MAX_BASE_AGE_S:
         return whole, 0
     delta = make_delta(last.digest.removeprefix("sha256:"), last.rows, last.depth + 1, manifest)
     return (delta, last.depth + 1) if len(delta) < len(whole) // 2 else (whole, 0)
