@@ -120,3 +120,42 @@ def test_a_pod_no_node_can_take_is_never_scheduled(cluster: Cluster, kube_env: d
     assert message.startswith("kaniko: the Pod was never scheduled within 8 s:"), message
     assert "node affinity/selector" in message or "didn't match" in message
     assert executor_pods(cluster) == []
+
+
+def test_farm_build_of_two_builds_with_a_worker_on_the_kubernetes_runtime(
+        cluster: Cluster, kube_env: dict[str, str], tmp_path: Path) -> None:
+    """End to end as CI runs it: `farm build` -> Redis -> a `farm worker --runtime kubernetes` -> one
+    executor Pod per Build on the node -> the registry."""
+    import json
+    import subprocess
+
+    from tests.conftest import ROOT, start_worker, stop_worker, write_project
+
+    cluster.stack.up(["redis", "registry", "docker", "kubernetes"])     # the broker too
+    env = {**cluster.stack.env(), "FARM_KANIKO_IMAGE": kube_env["FARM_KANIKO_IMAGE"], "FARM_RUNTIME": "kubernetes",
+           "FARM_RETRIES": "0"}
+    token = uuid.uuid4().hex
+    base = kube_env["FARM_BASE_IMAGE"]
+    root = write_project(tmp_path / "p", {
+        "api": {"Dockerfile": f"FROM {base}\nRUN echo api-{token} > /who\n"},
+        "web": {"Dockerfile": f"FROM {base}\nCOPY page /page\nRUN echo web-{token} > /who\n", "page": token}},
+        mode="kaniko")
+    config = root / "project.garden.yml"
+    config.write_text(config.read_text() + f"    kaniko:\n      namespace: {NS}\n")
+    subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qam", "ns"], cwd=root, check=True)
+    worker = start_worker(env, ["linux/amd64"], tmp_path / "worker.log", modes=["kaniko"])
+    try:
+        out = subprocess.run([str(ROOT / ".venv/bin/farm"), "build", "--project", str(root), "--json"],
+                             capture_output=True, text=True, cwd=ROOT, env={**os.environ, **env}, timeout=900)
+    finally:
+        stop_worker(worker)
+    assert out.returncode == 0, out.stderr[-3000:]
+    builds = {b["name"]: b for b in json.loads(out.stdout)["builds"]}
+    assert {n: b["status"] for n, b in builds.items()} == {"api": "built", "web": "built"}
+    assert "Checking for cached layer" in out.stderr       # the executors' logs, followed live
+    assert executor_pods(cluster) == []
+    for name in ("api", "web"):
+        runner = f"who-{name}-{token[:6]}"
+        cluster.core.create_namespaced_pod(NS, pod(runner, builds[name]["image"], ["cat", "/who"]))
+        assert finished(cluster.core, runner).status.phase == "Succeeded"
+        assert cluster.core.read_namespaced_pod_log(runner, NS) == f"{name}-{token}\n"
