@@ -86,6 +86,7 @@ def jobs_for(project: Project, build: PlannedBuild, context: UploadStats, settin
             cache=list(build.cache),
             secret_ids=sorted(spec.secrets),
             kaniko=build.kaniko,
+            buildkit=build.buildkit,
         )
         for platform in groups
     ]

@@ -38,6 +38,10 @@ def missing(mode: str, settings: Settings) -> str | None:
             return f"no Docker engine answers at {settings.docker_host}"
         return None
     if mode == "cluster-buildkit":
+        if settings.runtime == "kubernetes":        # buildkitd in the project namespace, buildctl here
+            if shutil.which(settings.buildctl) is None:
+                return f"no buildctl ({settings.buildctl})"
+            return _kube_missing(settings)
         if not settings.buildkit_host:
             return "BUILDKIT_HOST is not set"
         if shutil.which(settings.buildctl) is None:

@@ -37,7 +37,8 @@ from workers.builder_job import Workspace
 from workers.builders import builder_for
 from workers.index import push_index
 from workers.lease import Lease
-from workers.runtimes import runtime_for
+from workers.runtimes import container_runtime, runtime_for
+from workers.runtimes.kubernetes import buildkit_for
 
 _jobs: JobStore | None = None
 _cache: BlobCache | None = None
@@ -217,8 +218,12 @@ def workspace(req: BuildRequest, log: Callable[[str], None]) -> Iterator[Workspa
         limits = Limits(max_files=settings.context_max_files, max_bytes=settings.context_max_bytes)
         context = materialise(open_store(req.context_store), req.context, build_dir, blob_cache(), limits)
         log(f"context {req.context} materialised")
+        buildkit_host = settings.buildkit_host
+        if req.mode == "cluster-buildkit" and req.buildkit is not None and \
+                container_runtime(settings.runtime, settings.kubeconfig, req.buildkit.kube_context) == "kubernetes":
+            buildkit_host = buildkit_for(req.buildkit, req.image, settings, log)
         yield Workspace(context_dir=str(context), docker_config=settings.docker_config,
-                        buildkit_host=settings.buildkit_host, buildctl=settings.buildctl, arg_env=dict(os.environ),
+                        buildkit_host=buildkit_host, buildctl=settings.buildctl, arg_env=dict(os.environ),
                         kaniko_image=settings.kaniko_image)
     finally:
         shutil.rmtree(build_dir, ignore_errors=True)

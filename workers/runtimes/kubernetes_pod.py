@@ -42,11 +42,11 @@ from farm.registry.docker_config import DockerConfig
 from farm.settings import get_settings
 from workers import k8s_objects as objects
 from workers.builder_job import BuilderJob, accepted
+from workers.runtimes.kubernetes import api_client, apply
 from workers.runtimes.process import TAIL_LINES, failure
 
 PULL_ERRORS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
 DEADLINE_MARGIN = 60            # the Pod's activeDeadlineSeconds over the Build's timeout
-_clients: dict[tuple[str, str | None], Any] = {}
 
 
 @dataclass(frozen=True)
@@ -56,20 +56,6 @@ class Verdict:
     running: bool = False
     done: bool = False
     error: BuildError | None = None
-
-
-def api_client(kubeconfig: str, context: str | None) -> Any:
-    """One ApiClient per (kubeconfig, context) in this process; an unknown context falls back to the
-    kubeconfig's current one (a farm's kubeconfig need not name its contexts as projects do)."""
-    from kubernetes import config
-
-    key = (kubeconfig, context)
-    if key not in _clients:
-        contexts, _ = config.list_kube_config_contexts(config_file=kubeconfig)
-        known = {c["name"] for c in contexts}
-        _clients[key] = config.new_client_from_config(config_file=kubeconfig,
-                                                      context=context if context in known else None)
-    return _clients[key]
 
 
 def loopback_registry(argv: tuple[str, ...]) -> bool:
@@ -196,8 +182,6 @@ def _api_error(exc: Any, namespace: str) -> BuildError:
 
 def ensure_builder_objects(core: Any, namespace: str, job: BuilderJob, docker_config: Path) -> str:
     """The builder ServiceAccount and the docker-auth Secret in `namespace`; the Secret's name."""
-    from workers.runtimes.kubernetes import apply
-
     hosts = [a.split("=", 1)[1].split("/", 1)[0] for a in job.argv
              if a.startswith(("--destination=", "--cache-repo="))]
     config = build_docker_config(DockerConfig.load(docker_config), None, hosts)
