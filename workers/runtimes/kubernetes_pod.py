@@ -169,13 +169,16 @@ def run(job: BuilderJob, secrets: Mapping[str, str], on_line: Callable[[str], No
 
 
 def _api_error(exc: Any, namespace: str) -> BuildError:
-    reason = f"{exc.status} {exc.reason}"
-    if exc.status == 403:
+    text = f"{exc.reason} {exc.body or ''}"
+    status = exc.status or (int(m.group(1)) if (m := re.search(r"Handshake status (\d+)", text)) else 0)
+    said = m.group(1) if (m := re.search(r'"message":"((?:[^"\\]|\\.)*)"', text)) else exc.reason
+    reason = f"{status} {said}".replace('\\"', '"')
+    if status == 403:
         return PermanentBuildError(f"Kubernetes refused the worker in namespace {namespace} ({reason}): "
                                    "its Role lacks a permission (workers/rbac.py lists what it needs)")
-    if exc.status == 404:
+    if status == 404:
         return PermanentBuildError(f"Kubernetes: namespace {namespace} or an object in it is missing ({reason})")
-    if exc.status in (408, 429, 500, 502, 503, 504) or not exc.status:
+    if status in (408, 429, 500, 502, 503, 504) or not status:
         return TransientBuildError(f"Kubernetes API error in namespace {namespace}: {reason}")
     return PermanentBuildError(f"Kubernetes API error in namespace {namespace}: {reason}")
 
