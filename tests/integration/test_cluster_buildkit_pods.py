@@ -25,7 +25,7 @@ from farm.stack._process import port_free
 from farm.stack._services import buildkit_bin, registry_password
 from farm.stack._state import REGISTRY_USER
 from tests.conftest import ROOT, run_together, start_worker, stop_worker, write_project
-from tests.integration.kube_cluster import Cluster, cluster, free_port, wait_for
+from tests.integration.kube_cluster import Cluster, cluster, finished, free_port, pod, wait_for, worker_kubeconfig
 from workers.builders.cluster_buildkit import BuildSpec, buildctl_job
 from workers.k8s_objects import BUILDKIT_DEPLOYMENT, HASH_ANNOTATION
 from workers.runtimes import process
@@ -109,19 +109,55 @@ def test_infra_is_created_reused_and_rolled_and_builds_push(cluster: Cluster, bk
     assert deployment(cluster).metadata.annotations[HASH_ANNOTATION] != before
 
 
-def test_two_racing_workers_create_the_infra_once(cluster: Cluster, bk_env: dict[str, str]) -> None:
+def test_two_racing_workers_create_the_infra_once(cluster: Cluster, bk_env: dict[str, str], tmp_path: Path) -> None:
+    """...as the worker's ServiceAccount, with nothing but the Role of workers/rbac.py."""
     image = f"{bk_env['FARM_REGISTRY']}/farmtest/bk:race"
     ns = f"{NS}-race"
     # Another node port: the first namespace's buildkitd holds the first.
     port = free_port()
     os.environ["FARM_CLUSTER_BUILDKIT_PORT"] = str(port)
+    os.environ["KUBECONFIG"] = worker_kubeconfig(cluster, ns, tmp_path / "worker.kubeconfig")
     try:
         addresses: list[str] = []
         errors = run_together(2, lambda: addresses.append(buildkit_for(options(bk_env, ns), image, get_settings())))
     finally:
         os.environ["FARM_CLUSTER_BUILDKIT_PORT"] = bk_env["FARM_CLUSTER_BUILDKIT_PORT"]
+        os.environ["KUBECONFIG"] = bk_env["KUBECONFIG"]
     assert errors == [] and addresses == [f"tcp://127.0.0.1:{port}"] * 2
     d = deployment(cluster, ns)
     assert d.metadata.generation == 1                       # created once, never replaced
     assert len(k8s.AppsV1Api(cluster.api).list_namespaced_replica_set(ns).items) == 1
     assert port_free(port) is False                         # its buildkitd listens
+
+
+def test_farm_build_of_two_builds_with_a_worker_on_the_kubernetes_runtime(
+        cluster: Cluster, bk_env: dict[str, str], tmp_path: Path) -> None:
+    """`farm build` -> Redis -> a `farm worker --runtime kubernetes` -> buildctl against the project
+    namespace's garden-buildkit on the node -> the registry."""
+    token = uuid.uuid4().hex
+    base = bk_env["FARM_BASE_IMAGE"]
+    root = write_project(tmp_path / "p", {
+        "api": {"Dockerfile": f"FROM {base}\nRUN echo api-{token} > /who\n"},
+        "web": {"Dockerfile": f"FROM {base}\nCOPY page /page\nRUN echo web-{token} > /who\n", "page": token}},
+        mode="cluster-buildkit")
+    config = root / "project.garden.yml"
+    config.write_text(config.read_text() + f"    namespace: {NS}\n    utilImageRegistryDomain: {bk_env['FARM_REGISTRY']}\n"
+                      "    clusterBuildkit:\n      cache: []\n")
+    subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qam", "ns"], cwd=root, check=True)
+    env = {**bk_env, "FARM_RETRIES": "0"}
+    env.pop("BUILDKIT_HOST", None)
+    worker = start_worker(env, ["linux/amd64"], tmp_path / "worker.log", modes=["cluster-buildkit"])
+    try:
+        out = subprocess.run([str(ROOT / ".venv/bin/farm"), "build", "--project", str(root), "--json"],
+                             capture_output=True, text=True, cwd=ROOT, env={**os.environ, **env}, timeout=900)
+    finally:
+        stop_worker(worker)
+    assert out.returncode == 0, out.stderr[-3000:]
+    builds = {b["name"]: b for b in json.loads(out.stdout)["builds"]}
+    assert {n: b["status"] for n, b in builds.items()} == {"api": "built", "web": "built"}
+    assert f"garden-buildkit in namespace {NS}" in out.stderr
+    for name in ("api", "web"):
+        runner = f"who-{name}-{token[:6]}"
+        cluster.core.create_namespaced_pod(NS, pod(runner, builds[name]["image"], ["cat", "/who"]))
+        assert finished(cluster.core, runner, namespace=NS).status.phase == "Succeeded"
+        assert cluster.core.read_namespaced_pod_log(runner, NS) == f"{name}-{token}\n"
