@@ -184,12 +184,23 @@ def _api_error(exc: Any, namespace: str) -> BuildError:
 
 
 def ensure_builder_objects(core: Any, namespace: str, job: BuilderJob, docker_config: Path) -> str:
-    """The builder ServiceAccount and the docker-auth Secret in `namespace`; the Secret's name."""
+    """The builder ServiceAccount and the docker-auth Secret in `namespace` (created when missing and
+    the worker may); the Secret's name."""
+    from kubernetes.client.exceptions import ApiException
+
     hosts = [a.split("=", 1)[1].split("/", 1)[0] for a in job.argv
              if a.startswith(("--destination=", "--cache-repo="))]
     config = build_docker_config(DockerConfig.load(docker_config), None, hosts)
     data = json.loads(config_bytes(config))
-    apply(core, "service_account", objects.service_account(namespace, dict(job.placement.service_account_annotations)))
+    sa = objects.service_account(namespace, dict(job.placement.service_account_annotations))
+    try:
+        apply(core, "service_account", sa)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+        # Garden's ensureNamespace; a least-privilege worker may not (403: the namespace must exist)
+        core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+        apply(core, "service_account", sa)
     secret = objects.docker_auth_secret(namespace, data)
     apply(core, "secret", secret)
     return str(secret["metadata"]["name"])
