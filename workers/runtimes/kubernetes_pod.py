@@ -151,6 +151,8 @@ def run(job: BuilderJob, secrets: Mapping[str, str], on_line: Callable[[str], No
             resources=place.resources or objects.DEFAULT_RESOURCES, image_pull_secrets=place.image_pull_secrets,
             labels=dict(place.labels), host_network=loopback_registry(job.argv))
         core.create_namespaced_pod(namespace, manifest)
+        if on_line is not None:
+            on_line(f"farm: executor Pod {namespace}/{name} created")
     except ApiException as exc:
         raise _api_error(exc, namespace) from None
     except urllib3.exceptions.HTTPError as exc:
