@@ -116,7 +116,7 @@ def check_broker(client: redis.Redis, url: str) -> None:
     try:
         client.ping()
     except redis.RedisError as exc:
-        raise BrokerError(f"cannot reach the broker at {_safe_url(url)}: {exc}. "
+        raise BrokerError(f"cannot reach the broker at {_safe_url(url)}: {str(exc).rstrip('. ')}. "
                           "Is the stack up? (`farm stack up`, then `eval \"$(farm stack env)\"`)") from None
 
 

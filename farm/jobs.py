@@ -52,6 +52,13 @@ class MergeRequest(BaseModel):
     insecure: bool = False
 
 
+class PullSecretRef(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    namespace: str = "default"
+
+
 class BuildRequest(BaseModel):
     """Everything a worker needs to build one Build for one platform: pure data, no secrets."""
 
@@ -79,6 +86,10 @@ class BuildRequest(BaseModel):
     secret_ids: list[str] = []      # spec.secrets keys; the values travel apart (JobStore.put_secrets)
     kaniko: KanikoOptions | None = None  # kaniko mode: merged flags, cache repo, namespace, Pod settings
     buildkit: BuildkitOptions | None = None  # cluster-buildkit in a cluster: the Deployment's settings
+    # The provider's imagePullSecrets, as references only: the worker reads them from the cluster
+    # (its kubeconfig at `kube_context`, or its in-cluster identity) right before the build.
+    pull_secrets: list[PullSecretRef] = []
+    kube_context: str | None = None
 
 
 Job = BuildRequest | MergeRequest
@@ -136,6 +147,24 @@ def _fields(values: Mapping[str, object]) -> list[str]:
     for key, value in values.items():
         out += [key, "" if value is None else str(value)]
     return out
+
+
+def cached_record(job_id: str, ttl: int, **fields: str | float | None) -> tuple[str, list[str], list[object]]:
+    """The script call (script, keys, args) that writes a `cached` record: pure, so a cached answer
+    can send it without redis-py (`farm.resp`)."""
+    now = time.time()
+    values: dict[str, str | float | None] = {"status": "cached", "queued_at": now, "finished_at": now, **fields}
+    return keys.CACHED, [keys.job(job_id)], [ttl, *_fields(values)]
+
+
+LOG_LINE_MAX = 4096      # characters of one log line kept: a builder echoing an 8 MB value stays readable
+
+
+def cap_line(line: str, limit: int = LOG_LINE_MAX) -> str:
+    """One log line, cut to `limit` characters with a note of how much was left out."""
+    if len(line) <= limit:
+        return line
+    return f"{line[:limit]}… ({len(line) - limit:,} more characters cut)"
 
 
 class JobStore:
@@ -291,9 +320,7 @@ class JobStore:
 
     def record_cached(self, job_id: str, **fields: str | float | None) -> None:
         """A `cached` record: a Build the registry status check answered, for the history and metrics."""
-        now = time.time()
-        values: dict[str, str | float | None] = {"status": "cached", "queued_at": now, "finished_at": now, **fields}
-        self._eval(keys.CACHED, [keys.job(job_id)], [self.ttl, *_fields(values)])
+        self._eval(*cached_record(job_id, self.ttl, **fields))
 
     def flight_of(self, ref: str) -> str | None:
         """The job building `ref` now (or last), if any."""
@@ -308,6 +335,7 @@ class JobStore:
     # -- logs --------------------------------------------------------------------------------------
 
     def log(self, job_id: str, line: str) -> None:
+        line = cap_line(line)
         self.call(lambda: self.redis.xadd(keys.log(job_id), {"line": line}, maxlen=keys.LOG_MAXLEN,
                                            approximate=True))
 

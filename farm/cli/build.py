@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from farm.cli._common import env_option, err, json_option, project_option
-from farm.errors import ConfigError, UsageError
+from farm.errors import UsageError
 
 if TYPE_CHECKING:
     from farm.jobs import BuildResult
@@ -45,7 +45,7 @@ def build(names: tuple[str, ...], project_dir: Path, env_name: str | None, platf
           priority: str | None, labels: tuple[str, ...], supersede: bool, branch: str | None) -> None:
     """Build the project's container Builds (all, or NAMES) on the farm and push them."""
     from farm import build as flow
-    from farm import plan
+    from farm import checks, plan
     from farm.settings import get_settings
 
     settings = get_settings()
@@ -67,12 +67,9 @@ def build(names: tuple[str, ...], project_dir: Path, env_name: str | None, platf
                           labels={k.strip(): v for k, _, v in pairs}, submitter=flow.submitter(),
                           supersede=supersede)
     one_call = (multi_platform or settings.multi_platform) == "one-call"
-    plan.require_buildable(project, one_call)
     planned = plan.plan(project, versions, names, platforms, one_call=one_call)
-    for b in planned.builds:
-        if b.action.timeout > settings.max_build_timeout:
-            raise ConfigError(f"timeout {b.action.timeout} s is above the farm's limit of {settings.max_build_timeout} s "
-                              "(FARM_MAX_BUILD_TIMEOUT)", file=str(b.action.config_file), field="timeout")
+    checks.require(planned, settings)     # the checks `farm config validate` runs: nothing sent yet
+    plan.require_buildable(project, one_call)
     outcome = flow.run(planned, settings, force=force, wait=not no_wait, say=err, progress=_progress, timeout=timeout,
                        on_line=lambda job, text: err(f"{job.build}|{getattr(job, 'platform', 'index')}| {text}"),
                        who=who)

@@ -115,28 +115,38 @@ def show(project_dir: Path, env_name: str | None, as_json: bool) -> None:
 @click.option("--env", "env_name", default=None,
               help="Check only this environment (default: every environment of the project).")
 def validate(project_dir: Path, env_name: str | None) -> None:
-    """Check the config; print one error per problem with file:line and field path."""
-    from farm import plan
-    from farm.garden import environment_names
+    """Check the config; print one error per problem with file:line and field path.
 
+    It reports everything `farm build` would refuse (the same checks, `farm.checks`), in every
+    environment: Garden's rules and the farm's own limits."""
+    from farm import checks, plan
+    from farm.garden import default_environment_problem, environment_names
+    from farm.settings import get_settings
+
+    settings = get_settings()
     envs = [env_name] if env_name else environment_names(project_dir)
     problems: list[ConfigError] = []
+    if env_name is None and (wrong := default_environment_problem(project_dir)) is not None:
+        problems.append(wrong)
     summaries: list[str] = []
     for env in envs:
         found = plan.problems(project_dir, env)
-        problems.extend(p for p in found if str(p) not in {str(q) for q in problems})
         if not found:
-            summaries.append(_summary(project_dir, env))
+            project, versions = plan.load(project_dir, env)
+            try:
+                found = checks.problems(plan.plan(project, versions), settings)
+            except ConfigError as exc:
+                found = [exc]
+            if not found:
+                summaries.append(_summary(project))
+        problems.extend(p for p in found if str(p) not in {str(q) for q in problems})
     if problems:
         raise ConfigErrors(problems)
     for summary in summaries:
         click.echo(f"ok: {summary}")
 
 
-def _summary(project_dir: Path, env: str) -> str:
-    from farm import plan
-
-    project, _ = plan.load(project_dir, env)
+def _summary(project: Any) -> str:
     mode = project.provider.build_mode if project.provider else "local-docker"
     count = len(project.builds)
     return (f"{project.name} ({project.environment}): {count} container Build{'s' if count != 1 else ''}, "

@@ -12,10 +12,17 @@ from farm.garden.models import (
     Resources,
     Toleration,
 )
-from farm.garden.project import Project, check_project, environment_names, load_project, require_registry
+from farm.garden.project import (
+    Project,
+    check_project,
+    default_environment_problem,
+    environment_names,
+    load_project,
+    require_registry,
+)
 
 __all__ = [
     "BuildAction", "BuildSpec", "CacheConfig", "ClusterBuildkitConfig", "GitInfo", "KanikoConfig",
     "KubernetesProvider", "Project", "RegistryConfig", "Resources", "Toleration", "check_project",
-    "environment_names", "load_project", "require_registry",
+    "default_environment_problem", "environment_names", "load_project", "require_registry",
 ]

@@ -188,7 +188,14 @@ def _container_build_docs(files: list[Path], problems: Problems) -> list[tuple[D
                 problems.add(doc.error(f"unknown kind {kind!r}" + suggest(str(kind), _ACTION_KINDS),
                                        ("kind",)))
                 continue
-            if raw.get("type") == "container":  # other Build types (exec, jib ...) are not the farm's
+            kind_type = raw.get("type")
+            if not isinstance(kind_type, str) or not kind_type:
+                # `type: [container]` would otherwise be skipped as "another type", silently.
+                got = "it is missing" if kind_type is None else f"got {kind_type!r}"
+                problems.add(doc.error(f"a Build needs a type, one string such as container ({got})",
+                                       ("type",)))
+                continue
+            if kind_type == "container":  # other Build types (exec, jib ...) are not the farm's
                 out.append((doc, raw))
     return out
 

@@ -46,8 +46,49 @@ def field_path(path: Path_, prefix: str = "") -> str:
     return out
 
 
+class DuplicateKey(yaml.constructor.ConstructorError):
+    def __init__(self, key: str, first_line: int, node: yaml.Node) -> None:
+        super().__init__(None, None, f"duplicate key '{key}' (first at line {first_line})", node.start_mark)
+        self.key = key
+        self.node = node
+        self.field = key          # the full path once load_docs knows the document
+
+
+def _path_to(node: yaml.Node, target: yaml.Node, path: Path_ = ()) -> Path_ | None:
+    """Where the key node `target` sits in the document `node`, as a field path."""
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            here = path + (str(key_node.value),) if isinstance(key_node, yaml.ScalarNode) else path
+            if key_node is target:
+                return here
+            if (found := _path_to(value_node, target, here)) is not None:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            if (found := _path_to(item, target, path + (i,))) is not None:
+                return found
+    return None
+
+
 class _Loader(yaml.SafeLoader):
     """SafeLoader; kept as a subclass so our tweaks never leak into PyYAML's global loader."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        # Garden's YAML loader refuses a key written twice in one mapping; PyYAML keeps the last.
+        # Keys merged in with `<<` may be overridden, as YAML's merge key allows.
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node)
+            try:
+                first = seen.get(key)
+            except TypeError:
+                continue
+            if first is not None:
+                raise DuplicateKey(str(key), first.start_mark.line + 1, key_node)
+            seen[key] = key_node
+        return super().construct_mapping(node, deep)
 
 
 _YAML_1_1_ONLY = {"tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:bool", "tag:yaml.org,2002:int",
@@ -136,7 +177,8 @@ def _yaml_error(file: Path, exc: yaml.YAMLError, text: str = "") -> ConfigError:
     if isinstance(exc, yaml.reader.ReaderError):
         problem = f"character #x{exc.character:04x} is not allowed in YAML"
         line = text.count("\n", 0, exc.position) + 1
-    return ConfigError(f"invalid YAML: {problem}", file=str(file), line=line)
+    return ConfigError(f"invalid YAML: {problem}", file=str(file), line=line,
+                       field=exc.field if isinstance(exc, DuplicateKey) else None)
 
 
 def load_docs(file: Path, text: str | None = None) -> list[Doc]:
@@ -159,7 +201,11 @@ def load_docs(file: Path, text: str | None = None) -> list[Doc]:
             _expanded_size(node, {})
             lines: dict[Path_, int] = {(): node.start_mark.line + 1}
             _marks(node, (), lines)
-            data = loader.construct_document(node)
+            try:
+                data = loader.construct_document(node)
+            except DuplicateKey as dup:
+                dup.field = field_path(_path_to(node, dup.node) or (dup.key,))
+                raise
             docs.append(Doc(file=file, data=data, lines=lines))
     except yaml.YAMLError as exc:
         raise _yaml_error(file, exc, text) from None

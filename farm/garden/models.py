@@ -19,12 +19,24 @@ DEFAULT_KANIKO_IMAGE = (
     "gcr.io/kaniko-project/executor:v1.11.0-debug"
     "@sha256:32ba2214921892c2fa7b5f9c4ae6f8f026538ce6b2105a93a36a8b5ee50fe517")
 DEFAULT_BUILD_TIMEOUT = 600
+MAX_TIMEOUT = 7 * 24 * 3600   # a bound on what YAML may say; the farm's own limit is FARM_MAX_BUILD_TIMEOUT
 StringMap = dict[str, str]
 
 
 class Model(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid",
                               frozen=True)
+
+
+# A registry host as Garden takes it: a host name or address, optionally `:port`, and optionally a
+# path (Garden's own tests use gcr.io/deploymentRegistry and aws_account_id.dkr.ecr...). What is
+# refused is what cannot be part of an image name: spaces, '@', a scheme, empty or dot segments.
+_HOST_PART = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?"
+_REGISTRY_HOST = re.compile(rf"^(?:{_HOST_PART}(?:\.{_HOST_PART})*|\[[0-9a-fA-F:]+\])(?::[0-9]{{1,5}})?"
+                            r"(?:/[A-Za-z0-9_-]+(?:[._-][A-Za-z0-9_-]+)*)*$")
+# Docker's reference grammar for repository path components (distribution/reference).
+_PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_NAMESPACE = re.compile(rf"^{_PATH_PART}(?:/{_PATH_PART})*$")
 
 
 class RegistryConfig(Model):
@@ -43,6 +55,24 @@ class RegistryConfig(Model):
     def _hostname(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("hostname must not be empty")
+        if not _REGISTRY_HOST.match(value):
+            raise ValueError(f"hostname {value!r} is not a registry host name (like registry.example.com, "
+                             "127.0.0.1:5000 or gcr.io/project; no scheme, spaces or '@')")
+        return value
+
+    @field_validator("port")
+    @classmethod
+    def _port(cls, value: int | None) -> int | None:
+        if value is not None and not 1 <= value <= 65535:
+            raise ValueError(f"port {value} is not a TCP port (1-65535)")
+        return value
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str | None) -> str | None:
+        if value is not None and (not _NAMESPACE.match(value) or len(value) > 200):
+            raise ValueError(f"namespace {value!r} must be lowercase path components (letters, digits, "
+                             "'.', '_', '-') separated by '/', like team or project/repository")
         return value
 
     @property
@@ -335,7 +365,7 @@ class BuildAction(Model):
     dependencies: list[str] = Field(default_factory=list)
     include: list[str] | None = None
     exclude: list[str] | None = None
-    timeout: int = Field(default=DEFAULT_BUILD_TIMEOUT, ge=1)
+    timeout: int = DEFAULT_BUILD_TIMEOUT
     allow_publish: bool = True
     build_at_source: bool = False
     copy_from: list[CopyFrom] = Field(default_factory=list)
@@ -345,3 +375,19 @@ class BuildAction(Model):
     variables: dict[str, Any] = Field(default_factory=dict)
     # The resolved config as written, for the config hash (GARDEN-SPEC §2.2).
     raw_config: dict[str, Any] = Field(default_factory=dict, exclude=True, repr=False)
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _timeout(cls, value: Any) -> Any:
+        # 1e23 is a float YAML reads happily; say what is wrong rather than how pydantic parses ints.
+        if isinstance(value, str):          # Garden's schema converts "600" as Joi does
+            try:
+                value = float(value.strip()) if value.strip() else value
+            except ValueError:
+                pass
+        whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        if isinstance(value, bool) or not whole:
+            raise ValueError(f"timeout must be a whole number of seconds (got {value!r})")
+        if not 1 <= value <= MAX_TIMEOUT:
+            raise ValueError(f"timeout {value!r} s is out of range (1 to {MAX_TIMEOUT} s)")
+        return int(value)

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from farm.errors import ConfigError
-from farm.garden import templates
+from farm.garden import graph, templates
 from farm.garden.actions import load_builds
 from farm.garden.context import GitInfo, base_context, read_git_info, with_environment
 from farm.garden.files import Listing, list_files, match_any
@@ -71,6 +71,11 @@ def _find_project_doc(root: Path) -> Doc:
             if isinstance(doc.data, dict) and doc.data.get("kind") == "Project":
                 found.append(doc)
     if not found:
+        named = [p for p in (root / "project.garden.yml", root / "project.garden.yaml") if p.is_file()]
+        for doc in (d for p in named for d in load_docs(p)):
+            # The project file is there but its document is not a Project: point at it.
+            kind = doc.data.get("kind") if isinstance(doc.data, dict) else None
+            raise doc.error(f"the project config needs kind: Project (got {kind!r})", ("kind",))
         raise ConfigError(f"no Garden project config (a document with kind: Project) in {root}; "
                           "expected project.garden.yml or garden.yml")
     if len(found) > 1:
@@ -123,6 +128,20 @@ def _variables(doc: Doc, value: Any, path: Path_) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise doc.error("must be a mapping of variable names to values", path)
     return dict(value)
+
+
+_VAR_REF = re.compile(r"\$\{[^}]*?\bvar(?:iables)?\.([A-Za-z0-9_-]+)")
+
+
+def _variable_cycles(doc: Doc, value: Any, path: Path_) -> None:
+    """Variables that refer to each other, named as such (resolving them would only say that
+    `var` is not there yet)."""
+    if not isinstance(value, dict):
+        return
+    refs = {str(k): sorted(set(_VAR_REF.findall(str(v))) & {str(n) for n in value}) for k, v in value.items()}
+    for name, cycle in graph.cycles(refs)[:1]:
+        raise doc.error("variables refer to each other: " + " -> ".join(f"var.{c}" for c in cycle),
+                        path + (name,))
 
 
 def _varfile(root: Path, doc: Doc, name: Any, default: str, path: Path_) -> dict[str, Any]:
@@ -222,6 +241,17 @@ def environment_names(root: Path | str) -> list[str]:
     return [e["name"] for e in envs if isinstance(e, dict) and isinstance(e.get("name"), str)]
 
 
+def default_environment_problem(root: Path | str) -> ConfigError | None:
+    """`defaultEnvironment` naming an environment the project does not define (what `farm build`
+    without --env stops on); None when it is sound."""
+    try:
+        doc = _find_project_doc(Path(root).resolve())
+        _pick_environment(doc, doc.data, None)
+    except ConfigError as exc:
+        return exc
+    return None
+
+
 def check_project(root: Path | str, env: str | None = None, *, git: GitInfo | None = None,
                   resolve_actions: ActionsResolver | None = None) -> list[ConfigError]:
     """Every problem in the project (for `farm config validate`), [] when it loads cleanly."""
@@ -250,6 +280,7 @@ def _load(root: Path, env: str | None, git: GitInfo | None, check_registry: bool
     env_name = env_cfg["name"]
     env_path: Path_ = ("environments", env_index)
 
+    _variable_cycles(doc, data.get("variables"), ("variables",))
     variables = _resolve(doc, _variables(doc, data.get("variables"), ("variables",)), ctx, ("variables",))
     variables.update(_varfile(root, doc, data.get("varfile"), "garden.env", ("varfile",)))
     env_ctx = with_environment(ctx, env_name, "", variables)

@@ -51,6 +51,10 @@ def resolve_string(text: str, context: Mapping[str, Any], *, keep_escaping: bool
     try:
         return evaluate(parsed, context, keep_escaping=keep_escaping)
     except MissingKey as exc:
+        keys = [str(k) for k in exc.key_path]
+        if keys[:2] == ["local", "env"] and len(keys) == 3:
+            # Garden lists the available keys; for local.env that is every variable of the machine.
+            exc.message = f"Could not find key {keys[2]} under local.env: the environment variable is not set"
         exc.message += _hint(exc.key_path)
         raise
     except RecursionError:

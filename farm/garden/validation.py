@@ -82,17 +82,43 @@ def to_config_errors(exc: ValidationError, doc: Doc, base: Path_, model: type[Ba
     """
     out: list[ConfigError] = []
     seen: set[str] = set()
+    unions: set[Path_] = set()
     for err in exc.errors():
         # Skip union-branch noise ("namespace.str" etc.): keep only locations that are config keys.
         loc = tuple(p for p in tuple(err["loc"])[strip:] if not _is_union_tag(p))
         msg = _message(dict(err), model)
         path = base + tuple(loc)
+        kinds = _union_kinds(exc, tuple(err["loc"]))
+        if len(kinds) > 1:
+            # A value that fits no branch of a union is one problem, not one per branch.
+            if path in unions:
+                continue
+            unions.add(path)
+            listed = ", ".join(kinds[:-1]) + " or " + kinds[-1]
+            msg = f"must be {listed} (got {_short(err.get('input'))})"
         key = f"{path}:{msg}"
         if key in seen:
             continue
         seen.add(key)
         out.append(doc.error(msg, path))
     return out
+
+
+_TYPE_NAMES = {"string_type": "a string", "int_type": "an integer", "int_parsing": "an integer",
+               "float_type": "a number", "float_parsing": "a number", "bool_type": "a boolean",
+               "bool_parsing": "a boolean", "none_required": "null", "list_type": "a list",
+               "dict_type": "a mapping"}
+
+
+def _union_kinds(exc: ValidationError, loc: tuple[Any, ...]) -> list[str]:
+    """What a union at this location accepts, when every error there is a type mismatch."""
+    def key(l: tuple[Any, ...]) -> tuple[Any, ...]:
+        return tuple(p for p in l if not _is_union_tag(p))
+
+    here = [e for e in exc.errors() if key(tuple(e["loc"])) == key(loc)]
+    if len(here) < 2 or any(e["type"] not in _TYPE_NAMES for e in here):
+        return []
+    return list(dict.fromkeys(_TYPE_NAMES[e["type"]] for e in here))
 
 
 def _is_union_tag(part: Any) -> bool:

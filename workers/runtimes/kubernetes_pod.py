@@ -141,7 +141,7 @@ def run(job: BuilderJob, secrets: Mapping[str, str], on_line: Callable[[str], No
     try:
         api = api_client(settings.kubeconfig, place.context)
         core = client.CoreV1Api(api)
-        secret_name = ensure_builder_objects(core, namespace, job, settings.docker_config)
+        secret_name = ensure_builder_objects(core, namespace, job, Path(job.docker_config or settings.docker_config))
         name = objects.kaniko_pod_name(place.build or job.mode, uuid.uuid4().hex)
         memory = (place.resources.get("limits") or {}).get("memory")
         manifest: Any = objects.kaniko_pod(

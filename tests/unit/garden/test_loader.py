@@ -34,9 +34,17 @@ def test_dates_stay_strings(tmp_path: Path) -> None:
     assert d.data == {"when": "2024-01-02"}
 
 
-def test_duplicate_keys_last_wins(tmp_path: Path) -> None:
-    [d] = docs(tmp_path, "buildMode: kaniko\nbuildMode: cluster-buildkit\n")
-    assert d.data == {"buildMode": "cluster-buildkit"} and d.lines[("buildMode",)] == 2
+def test_duplicate_keys_are_refused(tmp_path: Path) -> None:
+    # Garden's YAML loader refuses them; PyYAML alone would silently keep the last value.
+    with pytest.raises(ConfigError) as exc:
+        docs(tmp_path, "kind: Build\nbuildMode: kaniko\nbuildMode: cluster-buildkit\n")
+    assert exc.value.line == 3 and exc.value.field == "buildMode"
+    assert "duplicate key 'buildMode' (first at line 2)" in str(exc.value)
+
+
+def test_merge_keys_may_be_overridden(tmp_path: Path) -> None:
+    [d] = docs(tmp_path, "a: &x {b: 1}\nc:\n  <<: *x\n  b: 2\n")
+    assert d.data == {"a": {"b": 1}, "c": {"b": 2}}
 
 
 @pytest.mark.parametrize("text,line", [

@@ -31,7 +31,7 @@ def test_every_example_is_checked() -> None:
     assert len(EXAMPLES) == 15
 
 
-@pytest.mark.parametrize("name", [n for n in EXAMPLES if n != "13-workload-identity.yml"])
+@pytest.mark.parametrize("name", [n for n in EXAMPLES if n not in ("13-workload-identity.yml", "10-irsa.yml")])
 def test_example_loads(tmp_path: Path, name: str) -> None:
     project = load_example(tmp_path, name)
     assert project.name == "my-project" and project.environment == "dev"
@@ -83,9 +83,20 @@ def test_environment_level_providers(tmp_path: Path) -> None:
     assert p.deployment_registry is not None and p.deployment_registry.namespace == "my-project-id"
 
 
-def test_irsa_last_build_mode_wins(tmp_path: Path) -> None:
-    p = provider(tmp_path, "10-irsa.yml")
-    assert p.build_mode == "cluster-buildkit"
+def test_irsa_duplicate_build_mode_is_refused(tmp_path: Path) -> None:
+    # The guide's IRSA snippet shows both modes in one mapping: `buildMode` twice. Garden's YAML loader
+    # refuses a duplicate key, and so does the farm (PyYAML alone would keep the last one silently).
+    with pytest.raises(ConfigError) as exc:
+        load_example(tmp_path, "10-irsa.yml")
+    assert exc.value.line == 17 and exc.value.field == "providers[0].buildMode"
+    assert "duplicate key 'buildMode' (first at line 12)" in str(exc.value)
+
+
+def test_irsa_with_one_build_mode(tmp_path: Path) -> None:
+    text = (SEED / "10-irsa.yml").read_text().replace("    buildMode: kaniko\n", "")
+    write(tmp_path, {"project.garden.yml": text})
+    p = load_project(tmp_path, git=GIT).provider
+    assert p is not None and p.build_mode == "cluster-buildkit"
     role = "arn:aws:iam::<account-id>:role/<web-identity-role-name>"
     assert p.cluster_buildkit.service_account_annotations == {"eks.amazonaws.com/role-arn": role}
     assert p.kaniko.service_account_annotations == {"eks.amazonaws.com/role-arn": role}
@@ -109,9 +120,14 @@ def test_gar_placeholders_unreplaced_name_the_expression(tmp_path: Path) -> None
 
 def test_workload_identity_buildkit_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
-        load_example(tmp_path, "13-workload-identity.yml")
-    assert err.value.field == "providers[0].buildMode"
-    assert err.value.line == 18
+        load_example(tmp_path, "13-workload-identity.yml")      # buildMode twice: refused as Garden does
+    assert err.value.field == "providers[0].buildMode" and err.value.line == 18
+    assert "duplicate key 'buildMode'" in err.value.message
+    text = (SEED / "13-workload-identity.yml").read_text().replace("    buildMode: kaniko\n", "")
+    write(tmp_path, {"project.garden.yml": text})
+    with pytest.raises(ConfigError) as err:
+        load_project(tmp_path, git=GIT)
+    assert err.value.field == "providers[0].buildMode" and err.value.line == 17
     assert "'buildkit'" in err.value.message and "did you mean 'cluster-buildkit'" in err.value.message
 
 

@@ -14,10 +14,27 @@ def test_build_argv_in_garden_order() -> None:
     job = local_docker.build_job(_req(dockerfile="docker/Dockerfile", build_args={"B": "2", "A": None},
                                       target="prod", extra_flags=["--no-cache"]), "/ctx")
     assert job.argv == ("docker", "build", "--file", "docker/Dockerfile", "--tag", "127.0.0.1:5050/ns/api:v-0123456789",
-                        "--build-arg", "A", "--build-arg", "B=2", "--target", "prod", "--platform", "linux/amd64",
+                        "--tag", "farm-cache/p-api:linux-amd64", "--cache-from", "farm-cache/p-api:linux-amd64",
+                        "--build-arg", "A", "--build-arg", "B", "--target", "prod", "--platform", "linux/amd64",
                         "--no-cache", ".")
     assert job.context_dir == "/ctx"
-    assert ("DOCKER_BUILDKIT", "0") in job.env
+    assert ("DOCKER_BUILDKIT", "0") in job.env and ("B", "2") in job.env
+
+
+def test_build_arg_values_are_not_on_the_command_line() -> None:
+    big = "x" * 60_000
+    job = local_docker.build_job(_req(build_args={"BIG": big, "PATH": "/opt", "DOCKER_HOST": "tcp://x"}), "/ctx")
+    assert not any(big in a for a in job.argv) and ("BIG", big) in job.env
+    # names the docker CLI itself reads stay on the command line rather than change how it runs
+    assert "PATH=/opt" in job.argv and "DOCKER_HOST=tcp://x" in job.argv
+    assert not any(k in ("PATH", "DOCKER_HOST") for k, _ in job.env)
+
+
+def test_each_platform_has_its_own_cache() -> None:
+    amd = local_docker.build_job(_req(platform="linux/amd64"), "/ctx")
+    arm = local_docker.build_job(_req(platform="linux/arm64"), "/ctx")
+    cache = lambda job: job.argv[job.argv.index("--cache-from") + 1]  # noqa: E731
+    assert cache(amd) != cache(arm) and cache(arm).endswith(":linux-arm64")
 
 
 def test_push_has_no_credentials_in_argv() -> None:
