@@ -8,7 +8,7 @@ FARM := $(VENV)/bin/farm
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 STACK_ENV = eval "$$($(FARM) stack env)"
 
-.PHONY: demo test test-unit check bench stack down venv tools buildkit kubernetes kaniko kustomize clean mutation
+.PHONY: demo demo-cluster test test-unit check bench stack down venv tools buildkit kubernetes kaniko kustomize clean mutation
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ stack: venv
 demo: venv
 	$(FARM) stack up --with worker
 	@$(STACK_ENV) && $(FARM) build --project config/examples/demo
+
+# In-cluster building: a real cluster in the stack (control plane + a kubelet), the Kaniko executor image
+# in its registry, the stack's worker on the kubernetes runtime; each Build is an executor Pod on the node.
+demo-cluster: venv kubernetes kaniko
+	$(FARM) stack up --with kubernetes --with worker --project config/examples/demo-cluster
+	@$(STACK_ENV) && $(FARM) build --project config/examples/demo-cluster
 
 # The architecture (import contracts in pyproject.toml) and the types, before any test runs.
 check: venv

@@ -96,6 +96,7 @@ def jobs_for(project: Project, build: PlannedBuild, context: UploadStats, settin
             if provider else [],
             kube_context=provider.context if provider else None,
             kaniko=build.kaniko,
+            buildkit=build.buildkit,
         )
         for platform in groups
     ]
