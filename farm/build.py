@@ -20,7 +20,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from farm import admission, fleet, keys, preflight
+from farm import admission, dockerfile, fleet, keys, preflight
 from farm.broker import MERGE_QUEUE, check_broker, producer_app, queue_for, redis_client
 from farm.context import HashIndex, UploadStats, build_manifest, open_store, upload_context
 from farm.errors import BrokerError, UsageError
@@ -85,10 +85,19 @@ def jobs_for(project: Project, build: PlannedBuild, context: UploadStats, settin
             index=index,
             cache=list(build.cache),
             secret_ids=sorted(spec.secrets),
+            steps=_steps(build),
         )
         for platform in groups
     ]
     return requests, merge
+
+
+def _steps(build: PlannedBuild) -> list[str]:
+    try:
+        text = (build.action.source_dir / (build.action.spec.dockerfile or "Dockerfile")).read_text()
+    except (OSError, UnicodeDecodeError):
+        return []             # the build itself reports a missing Dockerfile
+    return dockerfile.steps(text)
 
 
 @dataclass(frozen=True)
@@ -168,12 +177,20 @@ def submit(app: Celery, jobs: JobStore, requests: Sequence[BuildRequest], merge:
             jobs.drop_secrets(req.job_id)
         out.append(Followed(req, job_id, not new, queue))
     if merge is not None:
-        job_id, new = jobs.claim(
-            merge.image, merge.job_id, admit=None, force=who.force,
-            branch_key=keys.branch(merge.project, merge.build, who.branch) if who.branch else "",
-            build=merge.build, version=merge.version, platform="index", image=merge.image, project=merge.project,
-            queue=MERGE_QUEUE, platforms=",".join(merge.platform_images), request=merge.model_dump_json(),
-            **recorded)
+        def claim_merge(force: bool) -> tuple[str, bool]:
+            return jobs.claim(
+                merge.image, merge.job_id, admit=None, force=force,
+                branch_key=keys.branch(merge.project, merge.build, who.branch) if who.branch else "",
+                build=merge.build, version=merge.version, platform="index", image=merge.image,
+                project=merge.project, queue=MERGE_QUEUE, platforms=",".join(merge.platform_images),
+                request=merge.model_dump_json(), **recorded)
+
+        job_id, new = claim_merge(who.force)
+        shared = jobs.get(job_id) if not new else {}
+        if shared.get("status") in keys.ENDED and shared.get("platforms") != ",".join(merge.platform_images):
+            # The ref was just built for other platforms (say, one platform alone, under the same
+            # tag): its result is not this index, so this merge is a job of its own.
+            job_id, new = claim_merge(True)
         if new and jobs.fanin(merge.image, skipped) == merge.job_id:
             admission.send_merge(app, merge, MERGE_QUEUE)
         out.append(Followed(merge, job_id, not new, MERGE_QUEUE))
@@ -243,7 +260,8 @@ def _tell(f: Followed, record: dict[str, str], workers: list[fleet.WorkerInfo] |
     status = record.get("status")
     if status == "queued" and workers is not None and f.platform != "index":
         queued_for = time.time() - float(record.get("queued_at") or time.time())
-        reason = fleet.why_waiting(f.queue, workers) if queued_for > WAITING_AFTER_S else None
+        reason = (fleet.why_waiting(f.queue, workers) or record.get("refused") or None) \
+            if queued_for > WAITING_AFTER_S else None
         if reason and reason != record.get("waiting"):
             jobs.update(f.job_id, waiting=reason)
             say(f"{what} is waiting: {reason}")

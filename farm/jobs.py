@@ -75,6 +75,9 @@ class BuildRequest(BaseModel):
     platforms: list[str] = []
     cache: list[CacheRef] = []      # resolved registry caches, in import order
     secret_ids: list[str] = []      # spec.secrets keys; the values travel apart (JobStore.put_secrets)
+    # The Dockerfile's steps (farm.dockerfile.steps): whether a worker can build them for a foreign
+    # platform. Empty: not known (the worker builds, and the pushed image's platform is checked).
+    steps: list[str] = []
 
 
 Job = BuildRequest | MergeRequest

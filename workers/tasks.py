@@ -27,11 +27,13 @@ from typing import Any
 from celery import Task
 
 from farm import admission, keys
-from farm.broker import MERGE_QUEUE, TASK_BUILD_PLATFORM, TASK_MERGE_INDEX, redis_client
+from farm.broker import MERGE_QUEUE, TASK_BUILD_PLATFORM, TASK_MERGE_INDEX, machine_platform, redis_client
 from farm.context import BlobCache, Limits, materialise, open_store
 from farm.errors import BuildStopped, FarmError, PermanentBuildError
 from farm.jobs import BuildRequest, JobStore, MergeRequest
 from farm.registry import open_client
+from farm.registry.platforms import image_platforms, mismatches
+from workers import capabilities
 from workers.app import app, settings
 from workers.builder_job import Workspace
 from workers.builders import builder_for
@@ -72,6 +74,7 @@ def build_platform(self: Task, request: dict[str, Any]) -> dict[str, Any]:
     """Build one Build for one platform, push it, and return its digest."""
     req = BuildRequest.model_validate(request)
     subject = {"build": req.build, "platform": req.platform, "job_id": req.job_id, "ref": req.image}
+    _wait_if_foreign(self, req)
     digest = _run(self, req.job_id, req.image, subject, lambda log, stop: _build(req, log, stop),
                   on_end=lambda: jobs().drop_secrets(req.job_id),
                   on_failed=lambda error: _merge_fails(req, error),
@@ -79,6 +82,19 @@ def build_platform(self: Task, request: dict[str, Any]) -> dict[str, Any]:
     if digest and req.index:
         _fan_in(req.index, req.platform)
     return {"job_id": req.job_id, "image": req.image, "digest": digest, "platform": req.platform}
+
+
+def _wait_if_foreign(task: Task, req: BuildRequest) -> None:
+    """A foreign platform this worker cannot really build goes back to its queue, for a worker of that
+    platform; the reason is on the job (`farm build` and `farm status` show it). Never a wrong image."""
+    why = capabilities.foreign_reason(req.mode, req.platform, machine_platform(), req.steps,
+                                      capabilities.emulation(req.platform))
+    if why is None or jobs().get(req.job_id).get("status") in keys.ENDED:
+        return
+    if jobs().get(req.job_id).get("refused") != why:
+        jobs().update(req.job_id, refused=why)
+        jobs().log(req.job_id, f"farm: {why}")
+    raise task.retry(countdown=5, max_retries=None, shadow=admission.shadow(req))
 
 
 @app.task(bind=True, name=TASK_MERGE_INDEX)
@@ -239,7 +255,23 @@ def _build(req: BuildRequest, log: Callable[[str], None], stop: threading.Event)
                 raise BuildStopped(f"cancelled before `{' '.join(job.argv[:2])}`")
             log("$ " + " ".join(job.argv))
             lines += runtime_for(job)(job, secrets, log, stop)
-    return builder.digest(lines) or _pushed_digest(req)
+    digest = builder.digest(lines) or _pushed_digest(req)
+    _check_platforms(req, digest, log)
+    return digest
+
+
+def _check_platforms(req: BuildRequest, digest: str, log: Callable[[str], None]) -> None:
+    """The pushed image is for the platform it was built for (its config's os/architecture/variant),
+    else this platform fails, naming both, and is neither recorded nor merged."""
+    wanted = req.platforms or [req.platform]
+    client, ref = open_client(req.image, settings.docker_config, insecure=req.insecure)
+    with client:
+        wrong = mismatches(wanted, image_platforms(client, ref.repository, digest))
+    if wrong:
+        raise PermanentBuildError(f"wrong platform: {'; '.join(wrong)}, not {', '.join(wanted)}; "
+                                  "the image is not recorded (a shared cache or a builder that cannot "
+                                  "build for that platform)")
+    log(f"platform checked: {req.image}@{digest} is {', '.join(wanted)}")
 
 
 def _pushed_digest(req: BuildRequest) -> str:
