@@ -33,7 +33,12 @@ class Settings(BaseSettings):
         default="unix:///var/run/docker.sock",
         validation_alias=AliasChoices("DOCKER_HOST", "FARM_DOCKER_HOST"),
     )
+    # May carry Flower's basic-auth login (`http://user:password@host:port`, as `farm stack env` gives
+    # it); messages show `public_flower_url`.
     flower_url: str = "http://127.0.0.1:5555"
+    # A worker's own Redis ACL user (`user:password`): `farm worker` connects with it to the broker
+    # and result backend named by FARM_BROKER_URL / FARM_RESULT_BACKEND (producers use theirs).
+    worker_redis_auth: str = Field(default="", repr=False)
     # cluster-buildkit: where the worker's buildkitd listens (the stack exports it).
     buildkit_host: str = Field(default="", validation_alias=AliasChoices("BUILDKIT_HOST", "FARM_BUILDKIT_HOST"))
     buildctl: str = "buildctl"
@@ -69,6 +74,12 @@ class Settings(BaseSettings):
     # Job records, logs and the job history are kept this many days.
     history_days: float = 7
     metrics_url: str = "http://127.0.0.1:9808/metrics"
+
+    @property
+    def public_flower_url(self) -> str:
+        """The Flower URL without its login, for messages."""
+        scheme, sep, rest = self.flower_url.partition("://")
+        return f"{scheme}{sep}{rest.rpartition('@')[2]}" if sep else self.flower_url
 
     @property
     def context_store_url(self) -> str:
