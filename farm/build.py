@@ -20,7 +20,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from farm import admission, dockerfile, fleet, keys, preflight
+from farm import admission, dockerfile, fleet, keys, preflight, sealing
 from farm.broker import MERGE_QUEUE, check_broker, producer_app, queue_for, redis_client
 from farm.context import HashIndex, UploadStats, build_manifest, open_store, upload_context
 from farm.errors import BrokerError, UsageError
@@ -156,7 +156,7 @@ class Followed:
 
 def submit(app: Celery, jobs: JobStore, requests: Sequence[BuildRequest], merge: MergeRequest | None,
            skipped: Collection[str] = (), secrets: dict[str, str] | None = None,
-           who: Submission | None = None) -> list[Followed]:
+           who: Submission | None = None, sealing_key: str = "") -> list[Followed]:
     """Claim each ref; a new claim waits in its queue's waiting room and admission sends what there is
     room for; a ref already being built is followed instead (single flight). The merge goes when the
     last of its platforms is pushed (`skipped`: platforms the registry already had count as pushed)."""
@@ -166,8 +166,11 @@ def submit(app: Celery, jobs: JobStore, requests: Sequence[BuildRequest], merge:
     recorded: dict[str, str | float | None] = {**who.fields(), "queued_at": now}
     for req in requests:
         queue = queue_for(req.mode, req.platform)
-        # Secrets first: a job is dispatched (by anyone) as soon as it is claimed.
-        jobs.put_secrets(req.job_id, secrets or {}, SECRETS_TTL)
+        # Secrets first: a job is dispatched (by anyone) as soon as it is claimed. Sealed for the
+        # workers: Redis (and its AOF and RDB files) never holds a value in plaintext.
+        if secrets:
+            jobs.put_secrets(req.job_id, {"sealed": sealing.seal(sealing_key or _sealing_key(jobs), secrets,
+                                                                 req.job_id)}, SECRETS_TTL)
         job_id, new = jobs.claim(
             req.image, req.job_id, admit=Admission(queue, who.namespace or req.project, who.priority), force=who.force,
             branch_key=keys.branch(req.project, req.build, who.branch) if who.branch else "",
@@ -196,6 +199,14 @@ def submit(app: Celery, jobs: JobStore, requests: Sequence[BuildRequest], merge:
         out.append(Followed(merge, job_id, not new, MERGE_QUEUE))
     admission.dispatch(app, jobs)
     return out
+
+
+def _sealing_key(jobs: JobStore) -> str:
+    key = jobs.sealing_key()
+    if not key:
+        raise BrokerError("build secrets are sealed for the workers, but no worker has announced the farm's "
+                          "sealing key yet and FARM_SEALING_PUBLIC_KEY is not set: start a worker (farm worker)")
+    return key
 
 
 def supersede(jobs: JobStore, project: str, build: str, who: Submission, followed: Sequence[Followed] = ()
@@ -448,7 +459,7 @@ def run(plan: Plan, settings: Settings, *, force: bool, wait: bool,
             app, jobs = broker.connect()
             mine = replace(who, namespace=who.namespace or namespace_of(project, b))
             sent = submit(app, jobs, requests, merge, skipped=status.platforms, secrets=dict(b.action.spec.secrets),
-                          who=mine)
+                          who=mine, sealing_key=settings.sealing_public_key)
             for f in sent:
                 verb = "following" if f.shared else "queued"
                 say(f"{b.name}: {verb} {f.platform} as job {f.job_id}"

@@ -354,6 +354,13 @@ class JobStore:
                 pipe.execute()
             self.call(write)
 
+    def sealing_key(self) -> str:
+        """The public sealing key the workers announced ('' when none has)."""
+        return str(self.call(lambda: self.redis.get(keys.SEALING_KEY)) or "")
+
+    def announce_sealing_key(self, public: str) -> None:
+        self.call(lambda: self.redis.set(keys.SEALING_KEY, public))
+
     def secrets(self, job_id: str) -> dict[str, str]:
         return dict(self.call(lambda: self.redis.hgetall(keys.secrets(job_id))))
 

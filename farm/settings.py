@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     # A worker's own Redis ACL user (`user:password`): `farm worker` connects with it to the broker
     # and result backend named by FARM_BROKER_URL / FARM_RESULT_BACKEND (producers use theirs).
     worker_redis_auth: str = Field(default="", repr=False)
+    # Build secrets are sealed for the workers (farm.sealing): producers need the public key (else
+    # the one the workers announce in Redis), workers the private key file (the same on all of them;
+    # default: made under the worker directory).
+    sealing_public_key: str = ""
+    sealing_key_file: Path | None = None
     # cluster-buildkit: where the worker's buildkitd listens (the stack exports it).
     buildkit_host: str = Field(default="", validation_alias=AliasChoices("BUILDKIT_HOST", "FARM_BUILDKIT_HOST"))
     buildctl: str = "buildctl"

@@ -26,14 +26,14 @@ from typing import Any
 
 from celery import Task
 
-from farm import admission, keys
+from farm import admission, keys, sealing
 from farm.broker import MERGE_QUEUE, TASK_BUILD_PLATFORM, TASK_MERGE_INDEX, machine_platform, redis_client
 from farm.context import BlobCache, Limits, materialise, open_store
 from farm.errors import BuildStopped, FarmError, PermanentBuildError
 from farm.jobs import BuildRequest, JobStore, MergeRequest
 from farm.registry import open_client
 from farm.registry.platforms import image_platforms, mismatches
-from workers import capabilities
+from workers import capabilities, keyring
 from workers.app import app, settings
 from workers.builder_job import Workspace
 from workers.builders import builder_for
@@ -241,7 +241,7 @@ def workspace(req: BuildRequest, log: Callable[[str], None]) -> Iterator[Workspa
 
 def _build(req: BuildRequest, log: Callable[[str], None], stop: threading.Event) -> str:
     builder = builder_for(req.mode)
-    values = jobs().secrets(req.job_id)
+    values = _open_secrets(req)
     missing = sorted(set(req.secret_ids) - set(values))
     if missing:
         raise PermanentBuildError(f"the values of build secrets {', '.join(missing)} are gone "
@@ -249,15 +249,31 @@ def _build(req: BuildRequest, log: Callable[[str], None], stop: threading.Event)
     secrets = builder.secret_env(values)
     lines: list[str] = []
     with workspace(req, log) as ws:
-        for job in builder.jobs(req, ws):
-            # Looked at right before each step, so a push never starts after a cancel was asked.
-            if jobs().cancel_requested(req.job_id):
-                raise BuildStopped(f"cancelled before `{' '.join(job.argv[:2])}`")
-            log("$ " + " ".join(job.argv))
-            lines += runtime_for(job)(job, secrets, log, stop)
+        try:
+            for job in builder.jobs(req, ws):
+                # Looked at right before each step, so a push never starts after a cancel was asked.
+                if jobs().cancel_requested(req.job_id):
+                    raise BuildStopped(f"cancelled before `{' '.join(job.argv[:2])}`")
+                log("$ " + " ".join(job.argv))
+                lines += runtime_for(job)(job, secrets, log, stop)
+        finally:
+            _forget(builder, req, ws, log)
     digest = builder.digest(lines) or _pushed_digest(req)
     _check_platforms(req, digest, log)
     return digest
+
+
+def _forget(builder: object, req: BuildRequest, ws: Workspace, log: Callable[[str], None]) -> None:
+    """A builder that keeps a history of its own (buildkitd) drops this build's record: its logs do
+    not outlive the job's (best effort; buildkitd's own history limit is the backstop)."""
+    forget = getattr(builder, "forget", None)
+    job = forget(req, ws) if forget is not None else None
+    if job is None:
+        return
+    try:
+        runtime_for(job)(job, {}, None, None)
+    except FarmError as exc:
+        log(f"farm: the builder's history record was not deleted: {str(exc).splitlines()[0]}")
 
 
 def _check_platforms(req: BuildRequest, digest: str, log: Callable[[str], None]) -> None:
@@ -272,6 +288,19 @@ def _check_platforms(req: BuildRequest, digest: str, log: Callable[[str], None])
                                   "the image is not recorded (a shared cache or a builder that cannot "
                                   "build for that platform)")
     log(f"platform checked: {req.image}@{digest} is {', '.join(wanted)}")
+
+
+def _open_secrets(req: BuildRequest) -> dict[str, str]:
+    """The job's build secrets, unsealed in this process only (Redis holds them sealed)."""
+    stored = jobs().secrets(req.job_id)
+    if not stored:
+        return {}
+    if set(stored) != {"sealed"}:
+        raise PermanentBuildError("build secrets arrived unsealed; refused (submit with a current farm)")
+    try:
+        return sealing.unseal(keyring.sealing_key(), stored["sealed"], req.job_id)
+    except sealing.SealingError as exc:
+        raise PermanentBuildError(str(exc)) from None
 
 
 def _pushed_digest(req: BuildRequest) -> str:

@@ -22,6 +22,7 @@ import os
 import secrets
 from pathlib import Path
 
+from farm import sealing
 from farm.stack._state import StackPaths
 
 REDIS_USERS = ("admin", "producer", "worker", "flower")
@@ -80,3 +81,12 @@ def redis_url(paths: StackPaths, port: int, user: str, db: int | None = 0) -> st
 def flower_auth(paths: StackPaths) -> str:
     """`user:password` for Flower's basic auth."""
     return f"{FLOWER_USER}:{password(paths, 'flower')}"
+
+
+def sealing_key_file(paths: StackPaths) -> Path:
+    return secret_dir(paths) / "sealing.key"
+
+
+def sealing_public_key(paths: StackPaths) -> str:
+    """The public half of the stack's sealing key (made once, with its private half)."""
+    return sealing.public_text(sealing.load_or_create(sealing_key_file(paths)))

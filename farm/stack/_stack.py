@@ -124,6 +124,10 @@ class Stack:
             "FARM_RESULT_BACKEND": _credentials.redis_url(self.paths, port, "producer", 1),
             "FARM_WORKER_REDIS_AUTH": f"worker:{_credentials.redis_password(self.paths, 'worker')}",
             "FARM_REDIS_ADMIN_URL": _credentials.redis_url(self.paths, port, "admin", None),
+            # Build secrets are sealed with this key pair (farm.sealing): workers read the private
+            # half from the 0600 file, producers seal with the public half.
+            "FARM_SEALING_KEY_FILE": str(_credentials.sealing_key_file(self.paths)),
+            "FARM_SEALING_PUBLIC_KEY": _credentials.sealing_public_key(self.paths),
             "FARM_REGISTRY": settings.registry,
             "FARM_REGISTRY_USER": REGISTRY_USER,
             "DOCKER_HOST": f"unix://{self.paths.docker_socket}",
