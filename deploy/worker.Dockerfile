@@ -23,8 +23,10 @@ COPY farm farm
 COPY workers workers
 ARG PIP_FLAGS=""
 RUN python3 -m pip install --no-cache-dir $PIP_FLAGS '.[worker]' && rm -rf build *.egg-info
-# Not root: the worker needs no privilege of its own (the engine and buildkitd are elsewhere).
-RUN mkdir -p /var/lib/farm /home/farm && chown 10001:10001 /var/lib/farm /home/farm
+# Not root: the worker needs no privilege of its own (the engine and buildkitd are elsewhere). The
+# directories exist owned by that user, so volumes mounted on them (compose's named volumes) are too.
+RUN mkdir -p /var/lib/farm/worker /var/lib/farm/flower /home/farm && \
+    chown -R 10001:10001 /var/lib/farm /home/farm
 USER 10001:10001
 ENV HOME=/home/farm FARM_WORKER_DIR=/var/lib/farm/worker FARM_HEARTBEAT_FILE=/tmp/farm-heartbeat \
     FARM_BUILDCTL=/usr/local/bin/buildctl PYTHONUNBUFFERED=1

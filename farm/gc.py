@@ -20,6 +20,7 @@ import os
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from farm import keys
 from farm.garden import GitInfo
@@ -27,6 +28,9 @@ from farm.images import CacheRef, cache_refs
 from farm.plan import load
 from farm.registry import RegistryClient, parse_reference
 from farm.registry.manifests import INDEX_TYPES
+
+if TYPE_CHECKING:
+    import redis
 
 # A branch name no one uses, that kebabCase, lower and short slices leave whole: where it shows in
 # a resolved cache tag, the template reads the branch.
@@ -161,11 +165,8 @@ def sweep_cache_tags(patterns: Iterable[TagPattern], keep: Collection[str], cuto
     return out
 
 
-def live_contexts(client: object, store_url: str) -> set[str]:
+def live_contexts(client: redis.Redis, store_url: str) -> set[str]:
     """The context digests that queued, started and retrying jobs will read from this store."""
-    import redis
-
-    assert isinstance(client, redis.Redis)
     ids: set[str] = set()
     for state in LIVE_STATES:
         ids.update(str(i) for i in client.zrange(keys.history_state(state), 0, -1))

@@ -14,6 +14,7 @@ unreadable secret fails the build before the builder starts, naming the secret a
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,18 +49,20 @@ def kubernetes_reader(kubeconfig: str | None = None, context: str | None = None)
     """A reader over the worker's kubeconfig at `context` (the provider's), or its in-cluster identity."""
     from kubernetes import client, config
 
-    api_client = client.ApiClient()
+    configuration = client.Configuration()      # filled first: an ApiClient fixes its TLS at creation
     try:
-        config.load_incluster_config(client_configuration=api_client.configuration)
+        config.load_incluster_config(client_configuration=configuration)
     except config.ConfigException:
         try:
-            config.load_kube_config(config_file=kubeconfig, context=context,
-                                    client_configuration=api_client.configuration)
+            # KUBECONFIG read now: the client library reads it once, at its import.
+            config.load_kube_config(config_file=kubeconfig or os.environ.get("KUBECONFIG") or None, context=context,
+                                    client_configuration=configuration)
         except (config.ConfigException, OSError) as exc:
             raise PermanentBuildError(f"cannot read the project's imagePullSecrets: this worker has no "
                                       f"in-cluster identity and no usable kubeconfig context "
                                       f"{context!r} ({exc})") from None
-    api = client.CoreV1Api(api_client)
+    configuration.retries = 1                    # an unreachable API server fails the build soon
+    api = client.CoreV1Api(client.ApiClient(configuration))
     return lambda name, namespace: read_pull_secret(api, name, namespace)
 
 

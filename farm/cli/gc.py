@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from farm.cli._common import env_option, err, project_option
+from farm.cli.build import size
 from farm.errors import UsageError
 
 
@@ -35,14 +36,6 @@ def _storages(given: tuple[str, ...]) -> dict[str, Path]:
             raise UsageError(f"--registry-storage {item!r}: expected HOST=DIR")
         out[host.strip()] = Path(path.strip())
     return out
-
-
-def size(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n} B"
 
 
 @click.command()

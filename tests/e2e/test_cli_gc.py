@@ -190,3 +190,9 @@ def test_bad_durations_are_one_line_exit_2(stack_env: dict[str, str]) -> None:
     out = farm(["gc", "--older-than", "fortnight"], {})
     assert out.returncode == 2
     assert out.stderr.strip() == "error: --older-than 'fortnight': expected a duration such as 36h, 14d or 2w"
+
+
+def test_a_bad_registry_storage_is_one_line_exit_2(stack_env: dict[str, str]) -> None:
+    out = farm(["gc", "--registry-storage", "nodir"], {})
+    assert out.returncode == 2
+    assert out.stderr.strip() == "error: --registry-storage 'nodir': expected HOST=DIR"

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from farm import plan as planning
+from farm.errors import RegistryError
 from farm.registry import RegistryClient
 from farm.registry.credentials import Credentials
 from farm.registry.manifests import IndexEntry, image_index
@@ -160,3 +161,22 @@ def test_a_bad_tag_template_is_one_line_exit_2(
     out = farm(["publish", "api", "--project", str(proj), "--tag", "${build.nope}"], config)
     assert out.returncode == 2
     assert out.stderr.startswith("error: --tag '${build.nope}'") and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_a_single_platform_image_is_copied_as_is(stack_env: dict[str, str], public_host: str) -> None:
+    """No index: the image manifest itself under the new tag, blobs streamed, digest kept."""
+    from farm.publish import copy_image
+    from tests.e2e.test_cli_gc import push_image
+
+    repo = f"single-{uuid.uuid4().hex[:8]}/app"
+    with stack_client(stack_env) as src, \
+            RegistryClient(public_host, Credentials("writer", WRITER), insecure=True) as dst:
+        digest, _ = push_image(src, repo, "v-1")
+        done = copy_image(src, f"{src.host}/{repo}:v-1", dst, f"{public_host}/{repo}:1.0")
+        assert (done.digest, done.manifests, done.streamed) == (digest, [digest], 2)
+        got = dst.get_manifest(repo, "1.0")
+        assert got is not None and got[0].digest == digest
+        missing = copy_image(src, f"{src.host}/{repo}:v-1", dst, f"{public_host}/{repo}:1.0")
+        assert missing.present == 2 and missing.streamed == 0
+        with pytest.raises(RegistryError, match="has no manifest .*build it first"):
+            copy_image(src, f"{src.host}/{repo}:v-404", dst, f"{public_host}/{repo}:x")

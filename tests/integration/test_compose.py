@@ -142,6 +142,7 @@ def test_worker_image_builds_from_the_repo_and_runs(stack_env: dict[str, str], t
         assert sent, built.stdout[:2000]
         size = float(sent.group(1)) * {"B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9}[sent.group(2)]
         assert size < 20e6, sent.group(0)
+        print(f"\nworker image build context: {sent.group(1)} {sent.group(2)}")
 
         def in_image(*argv: str) -> subprocess.CompletedProcess[str]:
             return docker("run", "--rm", "--network", "none", image, *argv, check=False, timeout=120)
@@ -161,3 +162,30 @@ def test_worker_image_builds_from_the_repo_and_runs(stack_env: dict[str, str], t
         assert cmd == '["farm","worker"]'
     finally:
         docker("rmi", "-f", image, f"farmtest/python-base:{run}", f"farmtest/buildkit:{run}", check=False)
+
+
+def test_compose_init_writes_one_login_for_the_registry_and_the_clients(tmp_path: Path) -> None:
+    import base64
+    import json
+    import sys
+
+    import bcrypt
+
+    def init(**env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["bash", str(ROOT / "deploy/compose-init.sh")], capture_output=True, text=True,
+                              env={"PATH": os.environ["PATH"], "PYTHON": sys.executable, **env}, timeout=60,
+                              check=False)
+
+    assert init(FARM_COMPOSE_DIR="relative/dir").returncode == 2
+    d = tmp_path / "compose"
+    out = init(FARM_COMPOSE_DIR=str(d), FARM_COMPOSE_REGISTRY_PORT="15999")
+    assert out.returncode == 0, out.stderr
+    password = (d / "auth/password").read_text().strip()
+    user, _, hashed = (d / "auth/htpasswd").read_text().strip().partition(":")
+    assert user == "farm" and bcrypt.checkpw(password.encode(), hashed.encode())
+    auth = json.loads((d / "docker-config/config.json").read_text())["auths"]["127.0.0.1:15999"]["auth"]
+    assert base64.b64decode(auth).decode() == f"farm:{password}"
+    assert (d / "contexts").is_dir() and oct((d / "auth/password").stat().st_mode)[-3:] == "600"
+    assert password not in out.stdout + out.stderr
+    init(FARM_COMPOSE_DIR=str(d), FARM_COMPOSE_REGISTRY_PORT="15999")
+    assert (d / "auth/password").read_text().strip() == password     # a second run keeps the login

@@ -99,6 +99,8 @@ def test_references_resolve(rendered: dict[str, list[dict[str, Any]]], overlay: 
                 assert v["persistentVolumeClaim"]["claimName"] in claims
             if "secret" in v:
                 assert v["secret"]["secretName"] in EXTERNAL_SECRETS
+            if "configMap" in v:
+                assert v["configMap"]["name"] in configmaps
     for svc in by(docs, "Service").values():
         assert any(matches(svc["spec"]["selector"], t["metadata"]["labels"]) for t in templates), svc["metadata"]
     for pol in by(docs, "NetworkPolicy").values():
@@ -161,6 +163,30 @@ def test_redis_flower_and_privacy(rendered: dict[str, list[dict[str, Any]]], ove
     # Only the worker carries a ServiceAccount token.
     for sa in by(docs, "ServiceAccount").values():
         assert sa.get("automountServiceAccountToken", True) == (sa["metadata"]["name"] == "farm-worker")
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_worker_may_do_what_workers_rbac_declares_in_its_namespace(
+        rendered: dict[str, list[dict[str, Any]]], overlay: str) -> None:
+    from workers import rbac
+
+    docs = rendered[overlay]
+    role = by(docs, "Role")[rbac.ROLE]
+    assert {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]
+            for v in rule["verbs"]} == {(r.api_group, r.resource, v) for r in rbac.RULES for v in r.verbs}
+    binding = by(docs, "RoleBinding")[rbac.ROLE]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "farm-worker", "namespace": "farm"}]
+    assert not [d for d in docs if d["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+    # The kubeconfig the worker's runtime reads: its own cluster, with the pod's token.
+    kubeconfig = yaml.safe_load(by(docs, "ConfigMap")["farm-kubeconfig"]["data"]["config"])
+    user = kubeconfig["users"][0]["user"]
+    assert user == {"tokenFile": "/var/run/secrets/kubernetes.io/serviceaccount/token"}
+    assert kubeconfig["clusters"][0]["cluster"]["server"] == "https://kubernetes.default.svc"
+    for name in ("farm-worker-amd64", "farm-worker-arm64"):
+        c = by(docs, "Deployment")[name]["spec"]["template"]["spec"]["containers"][0]
+        env = {e["name"]: e.get("value") for e in c["env"]}
+        mount = next(m["mountPath"] for m in c["volumeMounts"] if m["name"] == "kubeconfig")
+        assert env["KUBECONFIG"] == f"{mount}/config"
 
 
 def test_cloud_overlays(rendered: dict[str, list[dict[str, Any]]]) -> None:
