@@ -41,3 +41,19 @@ def test_kaniko_pod_grace_period() -> None:
     pod = kaniko_pod("ns", "p", image="i", argv=["/kaniko/executor"], auth_secret_name="s", active_deadline=60)
     assert pod["spec"]["terminationGracePeriodSeconds"] == 5
     assert pod["spec"]["activeDeadlineSeconds"] == 60
+
+
+def test_state_volume_and_host_network() -> None:
+    for rootless, state_dir in ((False, "/var/lib/buildkit"), (True, "/home/user/.local/share/buildkit")):
+        d = buildkit_deployment("ns", "auth", rootless=rootless, state_volume=True, host_network=True,
+                                tcp_address="tcp://127.0.0.1:41234")
+        spec = d["spec"]["template"]["spec"]
+        [container] = spec["containers"]
+        assert container["volumeMounts"][-1] == {"name": "buildkit-state", "mountPath": state_dir}
+        assert spec["volumes"][-1] == {"name": "buildkit-state", "emptyDir": {}}
+        assert (spec["hostNetwork"], spec["dnsPolicy"]) == (True, "ClusterFirstWithHostNet")
+        assert container["args"][-2:] == ["--addr", "tcp://127.0.0.1:41234"]
+        assert container["ports"] == [{"name": "buildkitd", "containerPort": 41234, "protocol": "TCP"}]
+    plain = buildkit_deployment("ns", "auth")["spec"]["template"]["spec"]
+    assert "hostNetwork" not in plain and "dnsPolicy" not in plain
+    assert all(v["name"] != "buildkit-state" for v in plain["volumes"])
