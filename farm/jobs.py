@@ -90,6 +90,9 @@ class BuildRequest(BaseModel):
     # (its kubeconfig at `kube_context`, or its in-cluster identity) right before the build.
     pull_secrets: list[PullSecretRef] = []
     kube_context: str | None = None
+    # The Dockerfile's steps (farm.dockerfile.steps): whether a worker can build them for a foreign
+    # platform. Empty: not known (the worker builds, and the pushed image's platform is checked).
+    steps: list[str] = []
 
 
 Job = BuildRequest | MergeRequest
@@ -371,6 +374,13 @@ class JobStore:
                 pipe.expire(keys.secrets(job_id), ttl)
                 pipe.execute()
             self.call(write)
+
+    def sealing_key(self) -> str:
+        """The public sealing key the workers announced ('' when none has)."""
+        return str(self.call(lambda: self.redis.get(keys.SEALING_KEY)) or "")
+
+    def announce_sealing_key(self, public: str) -> None:
+        self.call(lambda: self.redis.set(keys.SEALING_KEY, public))
 
     def secrets(self, job_id: str) -> dict[str, str]:
         return dict(self.call(lambda: self.redis.hgetall(keys.secrets(job_id))))

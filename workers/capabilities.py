@@ -10,7 +10,9 @@ import shutil
 import socket
 import subprocess
 from collections.abc import Sequence
+from pathlib import Path
 
+from farm.registry.manifests import same_platform
 from farm.settings import Settings
 
 
@@ -104,3 +106,46 @@ def modes(settings: Settings, wanted: Sequence[str]) -> tuple[list[str], dict[st
         else:
             why[mode] = problem
     return found, why
+
+
+# --- foreign platforms ---------------------------------------------------------------------------
+
+_QEMU = {"amd64": "x86_64", "arm64": "aarch64", "arm": "arm", "386": "i386", "ppc64le": "ppc64le",
+         "s390x": "s390x", "riscv64": "riscv64", "mips64le": "mips64el"}
+
+
+def emulation(platform: str, binfmt: Path = Path("/proc/sys/fs/binfmt_misc")) -> bool:
+    """Whether this kernel runs `platform`'s binaries through a registered qemu (binfmt_misc)."""
+    arch = (platform.split("/") + ["", ""])[1]
+    entry = binfmt / f"qemu-{_QEMU.get(arch, arch)}"
+    try:
+        return entry.read_text().startswith("enabled")
+    except OSError:
+        return False
+
+
+def foreign_reason(mode: str, platform: str, machine: str, steps: Sequence[str], emulated: bool) -> str | None:
+    """None when this worker can build `steps` for `platform`, else why it cannot (pure).
+
+    Its own platform, always. A foreign one: local-docker's classic builder writes a file-only image
+    (FROM scratch, COPY, ADD) for any platform, but commits every other step (ARG, LABEL, ENV ...) as
+    this machine's platform, and runs RUN natively: it needs a real base image of that platform and
+    emulation. BuildKit and kaniko write metadata for any platform and need emulation only to RUN.
+    Unknown steps (an older producer): it builds, and the pushed image's platform is checked."""
+    if not steps or same_platform(platform, machine):
+        return None
+    kinds = {s.split()[0] for s in steps}
+    from_scratch = all(s == "FROM scratch" for s in steps if s.startswith("FROM"))
+    arch = platform.split("/")[1] if "/" in platform else platform
+    if mode == "local-docker":
+        if kinds <= {"FROM", "COPY", "ADD"} and from_scratch:
+            return None
+        if emulated and not from_scratch:
+            return None
+        why = ("the classic builder commits ARG, LABEL and other steps over scratch as this machine's "
+               "platform" if from_scratch else f"no emulation for {arch} (binfmt_misc qemu-{_QEMU.get(arch, arch)})")
+    else:
+        if "RUN" not in kinds or emulated:
+            return None
+        why = f"RUN steps need emulation for {arch} (binfmt_misc qemu-{_QEMU.get(arch, arch)}), and there is none"
+    return f"this worker ({machine}) cannot build {mode} for {platform}: {why}; it waits for a {platform} worker"

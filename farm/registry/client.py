@@ -126,6 +126,14 @@ class RegistryClient:
         self._check(resp, repository, PUSH)
         return str(resp.headers.get("Docker-Content-Digest", ""))
 
+    def get_blob(self, repository: str, digest: str, limit: int = 4 * 1024 * 1024) -> bytes:
+        """A small blob (an image config), refused above `limit` bytes."""
+        resp = self._request("GET", f"/v2/{repository}/blobs/{digest}", repository, PULL)
+        self._check(resp, repository, PULL)
+        if len(resp.content) > limit:
+            raise RegistryError(f"registry {self.host}: blob {digest} of {repository} is over {limit} bytes")
+        return resp.content
+
     # -- upload sessions (the push check) ------------------------------------------------------
 
     def start_upload(self, repository: str) -> str:
@@ -263,8 +271,13 @@ class RegistryClient:
         return resp
 
     def _auth_for(self, repository: str, actions: frozenset[str]) -> tuple[Token | None, dict[str, str]]:
-        """What to send before any challenge: basic once asked for it, a cached token for bearer."""
+        """What to send: before any challenge, a login's basic credentials (one round trip instead of
+        a 401 and a retry; a bearer registry ignores them and challenges as before); after one, basic
+        once asked for it, a cached token for bearer."""
         if self._challenge is None:
+            creds = self._credentials
+            if creds is not None and creds.username and creds.password and not creds.identity_token:
+                return None, {"Authorization": "Basic " + _basic(creds)}
             return None, {}
         scheme, _ = self._challenge
         if scheme == "basic" and self._credentials is not None:
