@@ -8,7 +8,7 @@ FARM := $(VENV)/bin/farm
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 STACK_ENV = eval "$$($(FARM) stack env)"
 
-.PHONY: demo test test-unit check bench stack down venv tools buildkit kubernetes kaniko clean
+.PHONY: demo test test-unit check bench stack down venv tools buildkit kubernetes kaniko kustomize clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 # Go-built tools, cached under ~/.cache/farm/<tool>-<version>: a warm machine skips each at once.
-tools: buildkit kubernetes kaniko
+tools: buildkit kubernetes kaniko kustomize
 
 buildkit:
 	bash scripts/install-buildkit.sh
@@ -29,6 +29,9 @@ kubernetes:
 
 kaniko:
 	bash scripts/install-kaniko.sh
+
+kustomize:
+	bash scripts/install-kustomize.sh
 
 stack: venv
 	$(FARM) stack up
@@ -51,7 +54,7 @@ test-unit: venv
 
 bench: venv buildkit
 	$(FARM) stack up --with buildkitd
-	@$(STACK_ENV) && for b in version_hash context_sync builders multi_platform queue; do echo "== bench/$$b.py"; $(PY) bench/$$b.py || exit 1; done
+	@$(STACK_ENV) && for b in version_hash context_sync builders multi_platform submissions overhead publish; do echo "== bench/$$b.py"; $(PY) bench/$$b.py || exit 1; done
 
 down:
 	$(FARM) stack down

@@ -20,18 +20,22 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from farm import admission, dockerfile, fleet, keys, preflight, sealing
+from farm import keys
 from farm.broker import MERGE_QUEUE, check_broker, producer_app, queue_for, redis_client
-from farm.context import HashIndex, UploadStats, build_manifest, open_store, upload_context
 from farm.errors import BrokerError, UsageError
-from farm.garden import Project
-from farm.jobs import Admission, BuildRequest, BuildResult, Job, JobStore, MergeRequest
+from farm.jobs import Admission, BuildRequest, BuildResult, Job, JobStore, MergeRequest, PullSecretRef, cached_record
 from farm.plan import Plan, PlannedBuild
 from farm.settings import Settings
 from farm.status import Status, check_status
 
-if TYPE_CHECKING:  # celery is imported only once something is enqueued
+if TYPE_CHECKING:
+    # Imported where they are used: a run the registry status check answers (a cached answer) needs
+    # neither the context store, the pre-build access check, admission nor celery.
     from celery import Celery
+
+    from farm import fleet
+    from farm.context import UploadStats
+    from farm.garden import Project
 
 SECRETS_TTL = 24 * 3600      # build secrets wait at most this long for their worker
 WAITING_AFTER_S = 2.0        # a job still queued this long is checked against the live workers
@@ -41,6 +45,8 @@ CONNECT_WAIT_S = 20.0        # how long the first connection waits for a Redis t
 def upload(project: Project, build: PlannedBuild, settings: Settings,
            on_progress: Callable[[int, int], None] | None = None) -> UploadStats:
     """Send the Build's context (the files of its version) to the store: only the blobs it lacks."""
+    from farm.context import HashIndex, build_manifest, open_store, upload_context
+
     root = build.action.source_dir
     # Hashes of unchanged files are reused between runs, kept where Garden keeps its own state.
     index = HashIndex(project.root / ".garden" / "farm" / f"context-index-{build.name}.json")
@@ -64,6 +70,7 @@ def jobs_for(project: Project, build: PlannedBuild, context: UploadStats, settin
             job_id=uuid.uuid4().hex, project=project.name, build=build.name, version=build.version.version_string,
             image=build.outputs.deployment_image_id, insecure=build.insecure, platform_images=build.platform_images)
     spec = build.action.spec
+    provider = build.provider
     requests = [
         BuildRequest(
             job_id=uuid.uuid4().hex,
@@ -85,6 +92,10 @@ def jobs_for(project: Project, build: PlannedBuild, context: UploadStats, settin
             index=index,
             cache=list(build.cache),
             secret_ids=sorted(spec.secrets),
+            pull_secrets=[PullSecretRef(name=s.name, namespace=s.namespace) for s in provider.image_pull_secrets]
+            if provider else [],
+            kube_context=provider.context if provider else None,
+            kaniko=build.kaniko,
             steps=_steps(build),
         )
         for platform in groups
@@ -93,6 +104,8 @@ def jobs_for(project: Project, build: PlannedBuild, context: UploadStats, settin
 
 
 def _steps(build: PlannedBuild) -> list[str]:
+    from farm import dockerfile
+
     try:
         text = (build.action.source_dir / (build.action.spec.dockerfile or "Dockerfile")).read_text()
     except (OSError, UnicodeDecodeError):
@@ -160,6 +173,8 @@ def submit(app: Celery, jobs: JobStore, requests: Sequence[BuildRequest], merge:
     """Claim each ref; a new claim waits in its queue's waiting room and admission sends what there is
     room for; a ref already being built is followed instead (single flight). The merge goes when the
     last of its platforms is pushed (`skipped`: platforms the registry already had count as pushed)."""
+    from farm import admission, sealing
+
     who = who or Submission()
     out: list[Followed] = []
     now = time.time()
@@ -237,6 +252,8 @@ def wait_for(app: Celery, jobs: JobStore, followed: Sequence[Followed], on_line:
     """Follow the jobs' logs until each has ended (or `deadline`, a time.monotonic() value, passes);
     results by job id. Tells once, per job, when it waits for a worker that is not there, starts,
     or runs again after its worker was lost."""
+    from farm import fleet
+
     by_id = {f.job_id: f for f in followed}
     pending = set(by_id)
     cursors: dict[str, str] = {}
@@ -267,6 +284,8 @@ def wait_for(app: Celery, jobs: JobStore, followed: Sequence[Followed], on_line:
 
 def _tell(f: Followed, record: dict[str, str], workers: list[fleet.WorkerInfo] | None, told: set[str],
           jobs: JobStore, say: Callable[[str], None]) -> None:
+    from farm import fleet
+
     what = f"{f.job.build}: {f.platform}"
     status = record.get("status")
     if status == "queued" and workers is not None and f.platform != "index":
@@ -386,12 +405,24 @@ class Outcome:
 def _record_cached(broker: Broker, project: Project, b: PlannedBuild, who: Submission, digest: str,
                    say: Callable[[str], None]) -> None:
     """The history's `cached` record of a Build the status check answered (best effort: a cached
-    answer does not need the farm)."""
+    answer does not need the farm). Sent with one socket write when the broker URL allows it
+    (`farm.resp`: redis-py's import would be a quarter of a cached answer), else through redis-py."""
+    from farm import resp
+
+    job_id = uuid.uuid4().hex
+    fields: dict[str, str | float | None] = {
+        "build": b.name, "version": b.version.version_string, "project": project.name,
+        "platform": ",".join(b.platforms), "image": b.outputs.deployment_image_id, "digest": digest, "mode": b.mode,
+        **who.fields(), "namespace": who.namespace or namespace_of(project, b)}
+    if broker._store is None:
+        script, keys_, args = cached_record(job_id, broker.settings.history_ttl, **fields)
+        try:
+            if resp.eval_script(broker.settings.broker_url, script, keys_, [str(a) for a in args])[0]:
+                return
+        except (OSError, resp.RespError):
+            pass  # redis-py below waits out a restart, or says why not
     try:
-        broker.store().record_cached(
-            uuid.uuid4().hex, build=b.name, version=b.version.version_string, project=project.name,
-            platform=",".join(b.platforms), image=b.outputs.deployment_image_id, digest=digest, mode=b.mode,
-            **{**who.fields(), "namespace": who.namespace or namespace_of(project, b)})
+        broker.store().record_cached(job_id, **fields)
     except BrokerError as exc:
         say(f"{b.name}: not recorded in the job history: {exc}")
 
@@ -446,6 +477,8 @@ def run(plan: Plan, settings: Settings, *, force: bool, wait: bool,
                                    for p, d in status.platforms.items()]
             # Before anything is sent: can the farm pull the bases and push the image and caches?
             # (Creates missing ECR repositories; a read-only account stops here, not after a build.)
+            from farm import preflight
+
             preflight.require_access(Plan(project, [[b]]), settings)
             for link in b.version.skipped_symlinks:
                 say(f"{b.name}: warning: symlink {link} points outside the build context; left out")

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict
 from farm import keys
 from farm.errors import BrokerError
 from farm.images import CacheRef
+from farm.kaniko import KanikoOptions
 
 if TYPE_CHECKING:
     import redis
@@ -48,6 +49,13 @@ class MergeRequest(BaseModel):
     image: str                      # the index ref, `<registry>/<ns>/<name>:<version>`
     platform_images: dict[str, str]  # platform -> per-platform ref, in the Build's platform order
     insecure: bool = False
+
+
+class PullSecretRef(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    namespace: str = "default"
 
 
 class BuildRequest(BaseModel):
@@ -75,6 +83,11 @@ class BuildRequest(BaseModel):
     platforms: list[str] = []
     cache: list[CacheRef] = []      # resolved registry caches, in import order
     secret_ids: list[str] = []      # spec.secrets keys; the values travel apart (JobStore.put_secrets)
+    kaniko: KanikoOptions | None = None  # kaniko mode: merged flags, cache repo, namespace, Pod settings
+    # The provider's imagePullSecrets, as references only: the worker reads them from the cluster
+    # (its kubeconfig at `kube_context`, or its in-cluster identity) right before the build.
+    pull_secrets: list[PullSecretRef] = []
+    kube_context: str | None = None
     # The Dockerfile's steps (farm.dockerfile.steps): whether a worker can build them for a foreign
     # platform. Empty: not known (the worker builds, and the pushed image's platform is checked).
     steps: list[str] = []
@@ -135,6 +148,14 @@ def _fields(values: Mapping[str, object]) -> list[str]:
     for key, value in values.items():
         out += [key, "" if value is None else str(value)]
     return out
+
+
+def cached_record(job_id: str, ttl: int, **fields: str | float | None) -> tuple[str, list[str], list[object]]:
+    """The script call (script, keys, args) that writes a `cached` record: pure, so a cached answer
+    can send it without redis-py (`farm.resp`)."""
+    now = time.time()
+    values: dict[str, str | float | None] = {"status": "cached", "queued_at": now, "finished_at": now, **fields}
+    return keys.CACHED, [keys.job(job_id)], [ttl, *_fields(values)]
 
 
 LOG_LINE_MAX = 4096      # characters of one log line kept: a builder echoing an 8 MB value stays readable
@@ -300,9 +321,7 @@ class JobStore:
 
     def record_cached(self, job_id: str, **fields: str | float | None) -> None:
         """A `cached` record: a Build the registry status check answered, for the history and metrics."""
-        now = time.time()
-        values: dict[str, str | float | None] = {"status": "cached", "queued_at": now, "finished_at": now, **fields}
-        self._eval(keys.CACHED, [keys.job(job_id)], [self.ttl, *_fields(values)])
+        self._eval(*cached_record(job_id, self.ttl, **fields))
 
     def flight_of(self, ref: str) -> str | None:
         """The job building `ref` now (or last), if any."""

@@ -17,11 +17,12 @@ from typing import Any
 
 from farm.errors import ConfigError, UsageError
 from farm.garden import BuildAction, GitInfo, KubernetesProvider, Project, check_project, graph, load_project
+from farm.kaniko import KanikoOptions, options_for
 from farm.images import CacheRef, ImageOutputs, build_args, cache_refs, image_outputs, platform_tag
 from farm.version import BuildVersion, compute_versions
 
 DEFAULT_PLATFORM = "linux/amd64"
-SUPPORTED_MODES = ("local-docker", "cluster-buildkit")
+SUPPORTED_MODES = ("local-docker", "cluster-buildkit", "kaniko")
 
 
 class _Actions:
@@ -78,6 +79,14 @@ def require_buildable(project: Project, one_call: bool = False) -> None:
                           file=str(project.config_file), field="providers[kubernetes].deploymentRegistry")
 
 
+def project_namespace(project: Project) -> str:
+    """The provider's namespace (Garden's app namespace), `<project>-<environment namespace>` by default."""
+    provider = project.provider
+    if provider is not None and provider.namespace is not None:
+        return provider.namespace.name
+    return f"{project.name}-{project.namespace}"
+
+
 @dataclass(frozen=True)
 class PlannedBuild:
     """One Build, resolved: what the status check, the context upload and the job requests read."""
@@ -93,6 +102,7 @@ class PlannedBuild:
     cache: tuple[CacheRef, ...]
     depends_on: tuple[str, ...] = ()
     one_call: bool = False              # all platforms in one cluster-buildkit call, no per-platform jobs
+    kaniko: KanikoOptions | None = None  # kaniko mode: the executor's resolved flags and Pod settings
 
     @property
     def name(self) -> str:
@@ -138,7 +148,7 @@ def plan(project: Project, versions: Mapping[str, BuildVersion], names: Sequence
     registry = provider.deployment_registry if provider else None
     edges = {n: [d for d in b.dependencies if d in project.builds] for n, b in project.builds.items()}
     selected = graph.closure(list(names) or sorted(project.builds), edges)
-    planned = {name: _planned(project.builds[name], provider, mode, versions[name], platforms,
+    planned = {name: _planned(project, project.builds[name], provider, mode, versions[name], platforms,
                               bool(registry and registry.insecure), tuple(edges[name]), one_call)
                for name in selected}
     try:
@@ -148,11 +158,16 @@ def plan(project: Project, versions: Mapping[str, BuildVersion], names: Sequence
     return Plan(project, [[planned[n] for n in wave] for wave in order])
 
 
-def _planned(action: BuildAction, provider: KubernetesProvider | None, mode: str, version: BuildVersion,
-             platforms: Sequence[str], insecure: bool, depends_on: tuple[str, ...], one_call: bool) -> PlannedBuild:
+def _planned(project: Project, action: BuildAction, provider: KubernetesProvider | None, mode: str,
+             version: BuildVersion, platforms: Sequence[str], insecure: bool, depends_on: tuple[str, ...],
+             one_call: bool) -> PlannedBuild:
+    outputs = image_outputs(action, provider, version.version_string)
+    kaniko = None
+    if mode == "kaniko" and provider is not None:
+        kaniko = options_for(action, provider, project_namespace(project), outputs.deployment_image_name)
     return PlannedBuild(
-        action=action, provider=provider, mode=mode, version=version,
-        outputs=image_outputs(action, provider, version.version_string),
+        action=action, provider=provider, mode=mode, version=version, kaniko=kaniko,
+        outputs=outputs,
         platforms=tuple(platforms) or tuple(action.spec.platforms) or (DEFAULT_PLATFORM,),
         insecure=insecure, build_args=build_args(action, version.version_string),
         cache=tuple(cache_refs(action, provider)), depends_on=depends_on, one_call=one_call)

@@ -69,6 +69,10 @@ def registry_uses(plan: Plan) -> list[RegistryUses]:
         for cache in build.cache:
             cref = parse_reference(cache.ref)
             at(cref.host, cache.insecure).add(Use(cref.repository, cref.ref, ("cache",), push=cache.export))
+        if build.kaniko is not None and build.kaniko.cache_repo:
+            # kaniko pushes its layer cache under content-keyed tags of its cache repository
+            kref = parse_reference(f"{build.kaniko.cache_repo}:cache")
+            at(kref.host, build.insecure).add(Use(kref.repository, kref.ref, ("cache",), push=True))
         for image in _base_images(build):
             bref = parse_reference(image)
             ours = image.rsplit(":", 1)[0].split("@")[0] in produced

@@ -1,17 +1,46 @@
-"""Runtime settings, from the environment (FARM_*) — `eval "$(farm stack env)"` sets them for the local stack."""
+"""Runtime settings, from the environment (FARM_*) — `eval "$(farm stack env)"` sets them for the local stack.
+
+A plain pydantic model that reads the environment itself: pydantic-settings cost every `farm`
+command ~0.1 s of imports for what is a dictionary lookup per field.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+# Fields read from other variables than FARM_<NAME> (first set wins), as docker and buildctl name them.
+_ENV_NAMES = {
+    "docker_config": ("DOCKER_CONFIG", "FARM_DOCKER_CONFIG"),
+    "docker_host": ("DOCKER_HOST", "FARM_DOCKER_HOST"),
+    "buildkit_host": ("BUILDKIT_HOST", "FARM_BUILDKIT_HOST"),
+    "kubeconfig": ("KUBECONFIG", "FARM_KUBECONFIG"),
+}
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="FARM_", extra="ignore")
+def from_environ(environ: Mapping[str, str]) -> dict[str, str]:
+    """The settings the environment sets, by field name (names compared case-insensitively)."""
+    upper = {k.upper(): v for k, v in environ.items()}
+    out = {}
+    for name in Settings.model_fields:
+        for var in _ENV_NAMES.get(name, (f"FARM_{name.upper()}",)):
+            if var in upper:
+                out[name] = upper[var]
+                break
+    return out
+
+
+class Settings(BaseModel):
+    """Keyword arguments win over the environment."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**{**from_environ(os.environ), **values})
 
     broker_url: str = "redis://127.0.0.1:6390/0"
     result_backend: str = "redis://127.0.0.1:6390/1"
@@ -24,15 +53,12 @@ class Settings(BaseSettings):
     visibility_timeout: int = 30
     # The longest `timeout` a Build may ask for; the worker's hard time limit is a little above it.
     max_build_timeout: int = 4 * 3600
+    # On SIGTERM a worker's running builds get this long to finish (Celery's soft shutdown) before
+    # they are handed back; a pod's terminationGracePeriodSeconds must be a little longer.
+    soft_shutdown_timeout: float = 60.0
     # Where registry credentials live (a docker config.json); never passed through the queue.
-    docker_config: Path = Field(
-        default_factory=lambda: Path(os.path.expanduser("~/.docker")),
-        validation_alias=AliasChoices("DOCKER_CONFIG", "FARM_DOCKER_CONFIG"),
-    )
-    docker_host: str = Field(
-        default="unix:///var/run/docker.sock",
-        validation_alias=AliasChoices("DOCKER_HOST", "FARM_DOCKER_HOST"),
-    )
+    docker_config: Path = Field(default_factory=lambda: Path(os.path.expanduser("~/.docker")))
+    docker_host: str = "unix:///var/run/docker.sock"
     # May carry Flower's basic-auth login (`http://user:password@host:port`, as `farm stack env` gives
     # it); messages show `public_flower_url`.
     flower_url: str = "http://127.0.0.1:5555"
@@ -45,8 +71,17 @@ class Settings(BaseSettings):
     sealing_public_key: str = ""
     sealing_key_file: Path | None = None
     # cluster-buildkit: where the worker's buildkitd listens (the stack exports it).
-    buildkit_host: str = Field(default="", validation_alias=AliasChoices("BUILDKIT_HOST", "FARM_BUILDKIT_HOST"))
+    buildkit_host: str = ""
     buildctl: str = "buildctl"
+    # kaniko: the executor image a worker runs when a project keeps Garden's default `kaniko.image`
+    # (the stack exports the one it builds from source), and where executors run: `docker` (a
+    # container on DOCKER_HOST's engine) or `kubernetes` (a Pod, with KUBECONFIG). Empty: kubernetes
+    # when a kubeconfig is set and the project's provider names a context, else docker.
+    kaniko_image: str = ""
+    runtime: Literal["", "docker", "kubernetes"] = ""
+    kubeconfig: str = ""
+    # kubernetes runtime: a build Pod no node took within this many seconds fails with the scheduler's reason.
+    kube_schedule_timeout: float = 60.0
     # Several platforms: one job per platform on per-arch pools ("fan-out"), or, for cluster-buildkit
     # without per-arch pools, one emulated buildctl call for all of them ("one-call").
     multi_platform: Literal["fan-out", "one-call"] = "fan-out"

@@ -38,6 +38,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"farm worker: not serving {mode}: {reason}", file=sys.stderr)
     if not serving:
         sys.exit("farm worker: this worker can run no build mode; see above")
+    if "kaniko" in serving and settings.runtime != "kubernetes":
+        from workers.runtimes.docker import reap
+
+        for name in reap():     # executors of a worker killed mid-build on this host
+            print(f"farm worker: removed container {name} of a worker that is gone", file=sys.stderr)
     queues = [queue_for(m, p) for m in serving for p in args.platform or [machine_platform()]] + [MERGE_QUEUE]
     print(f"farm worker: serving {', '.join(queues)}", file=sys.stderr)
     env = {**os.environ, "FARM_WORKER_QUEUES": ",".join(queues)}

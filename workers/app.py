@@ -35,7 +35,7 @@ app.conf.update(
     broker_connection_max_retries=None,
     worker_deduplicate_successful_tasks=True,
     # SIGTERM: running builds get this long to finish before they are handed back.
-    worker_soft_shutdown_timeout=60,
+    worker_soft_shutdown_timeout=settings.soft_shutdown_timeout,
     # Backstop only; the Build's own `timeout` is enforced by the runtime.
     task_time_limit=settings.max_build_timeout + 300,
     task_default_queue=MERGE_QUEUE,

@@ -45,7 +45,33 @@ def missing(mode: str, settings: Settings) -> str | None:
         if shutil.which(settings.buildctl) is None:
             return f"no buildctl ({settings.buildctl})"
         return None
+    if mode == "kaniko":
+        return _kaniko_missing(settings)
     return f"this worker has no builder for {mode}"
+
+
+def _kaniko_missing(settings: Settings) -> str | None:
+    """kaniko runs the executor image in a container: the image must be known and reachable."""
+    if not settings.kaniko_image:
+        return "no executor image (FARM_KANIKO_IMAGE; `farm stack up --project DIR` builds one)"
+    if settings.runtime != "kubernetes" and not _docker_answers(settings.docker_host):
+        return f"no Docker engine answers at {settings.docker_host} to run the executor in"
+    from farm.errors import FarmError
+    from farm.registry import open_client
+
+    try:
+        client, ref = open_client(settings.kaniko_image, settings.docker_config, insecure=_local(settings.kaniko_image),
+                                  timeout=10)
+        with client:
+            found = client.head_manifest(ref.repository, ref.ref)
+    except (FarmError, OSError) as exc:
+        return f"the executor image {settings.kaniko_image} could not be looked up: {str(exc).splitlines()[0]}"
+    return None if found else f"the executor image {settings.kaniko_image} is not in its registry"
+
+
+def _local(image: str) -> bool:
+    host = image.split("/", 1)[0].rsplit(":", 1)[0]
+    return host in ("localhost", "127.0.0.1") or host.startswith("127.")
 
 
 def modes(settings: Settings, wanted: Sequence[str]) -> tuple[list[str], dict[str, str]]:

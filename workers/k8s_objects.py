@@ -188,3 +188,85 @@ def buildkit_service(namespace: str) -> Manifest:
 def buildkit_address(namespace: str) -> str:
     """BUILDKIT_HOST for a worker inside the cluster."""
     return f"tcp://{BUILDKIT_SERVICE}.{namespace}.svc:{BUILDKIT_PORT}"
+
+
+# --- kaniko: one Pod per build (GARDEN-SPEC §5.4) ------------------------------------------------
+
+KANIKO_CONTAINER = "kaniko"
+KANIKO_LABEL = {"app": "farm-kaniko"}
+STDIN_CONTEXT = "--context=tar://stdin"
+
+
+def kaniko_pod_name(build: str, seed: str) -> str:
+    """`kaniko-<build>-<6 hex>` (§5.4): sha1 of the build name and `seed`, the prefix cut so the whole
+    name fits 63 characters; lower-cased and stripped to what a Pod name allows."""
+    digest = hashlib.sha1(f"{build}{seed}".encode()).hexdigest()[:6]
+    prefix = "".join(c if c.isalnum() or c == "-" else "-" for c in f"kaniko-{build}".lower())[:56].rstrip("-")
+    return f"{prefix}-{digest}"
+
+
+def stdin_context(argv: Sequence[str]) -> list[str]:
+    """The executor's arguments with its context read from stdin (kaniko's `tar://stdin`, a gzip tar)."""
+    return [STDIN_CONTEXT if a.startswith("--context=") else a for a in argv]
+
+
+def kaniko_pod(
+    namespace: str,
+    name: str,
+    *,
+    image: str,
+    argv: Sequence[str],
+    auth_secret_name: str,
+    active_deadline: int,
+    tolerations: Sequence[Mapping[str, Any]] = (),
+    node_selector: Mapping[str, str] | None = None,
+    annotations: Mapping[str, str] | None = None,
+    resources: Mapping[str, Mapping[str, str]] = DEFAULT_RESOURCES,
+    image_pull_secrets: Sequence[str] = (),
+    labels: Mapping[str, str] | None = None,
+    host_network: bool = False,
+) -> Manifest:
+    """The executor Pod of one build (§5.4), with the farm's context delivery: no init container and
+    no rsync `garden-util` service; the container's stdin is open once (`stdinOnce`) and the worker
+    writes the context to it as a gzip tar through the attach API, so the Pod needs no volume for it.
+
+    Unlike Garden: the executor runs directly (no `/bin/sh -c` wrapper, so any executor image works,
+    not only `-debug` ones; no `shareProcessNamespace`), the Pod gets no API token (kaniko needs none)
+    and an `activeDeadlineSeconds`, so the node ends a build whose worker died.
+    """
+    args = stdin_context(argv)
+    container: dict[str, Any] = {
+        "name": KANIKO_CONTAINER,
+        "image": image,
+        "command": [args[0]],
+        "args": list(args[1:]),
+        "stdin": True,
+        "stdinOnce": True,
+        "volumeMounts": [{"name": auth_secret_name, "mountPath": "/kaniko/.docker", "readOnly": True}],
+        "resources": {side: dict(values) for side, values in resources.items()},
+    }
+    spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "serviceAccountName": BUILDER_SERVICE_ACCOUNT,
+        "automountServiceAccountToken": False,
+        "activeDeadlineSeconds": int(active_deadline),
+        "terminationGracePeriodSeconds": 5,
+        "containers": [container],
+        "volumes": [{
+            "name": auth_secret_name,
+            "secret": {"secretName": auth_secret_name, "items": [{"key": DOCKER_AUTH_KEY, "path": "config.json"}]},
+        }],
+        "tolerations": [toleration(t) for t in tolerations] + [dict(BUILD_TOLERATION)],
+    }
+    if image_pull_secrets:
+        spec["imagePullSecrets"] = [{"name": n} for n in image_pull_secrets]
+    if node_selector:
+        spec["nodeSelector"] = dict(node_selector)
+    if host_network:            # a registry on the node's loopback (the local stack)
+        spec["hostNetwork"] = True
+        spec["dnsPolicy"] = "ClusterFirstWithHostNet"
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace,
+                                "labels": {**KANIKO_LABEL, **MANAGED_BY, **dict(labels or {})}}
+    if annotations:
+        metadata["annotations"] = dict(annotations)
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}

@@ -31,6 +31,14 @@ def _queues(app: Any) -> tuple[str, ...]:
     return tuple(q for q in env.split(",") if q) or tuple(app.amqp.queues.keys())
 
 
+def touch(path: str) -> None:
+    try:
+        with open(path, "a"):
+            os.utime(path)
+    except OSError:
+        logger.debug("farm: cannot touch the heartbeat file %s", path, exc_info=True)
+
+
 def start(app: Any, hostname: str | None, concurrency: int = 1) -> None:
     global _info
     settings = get_settings()
@@ -43,6 +51,8 @@ def start(app: Any, hostname: str | None, concurrency: int = 1) -> None:
     info = _info
     public = sealing.public_text(keyring.sealing_key())
 
+    heartbeat = os.environ.get("FARM_HEARTBEAT_FILE", "")
+
     def beat() -> None:
         while not _stop.is_set():
             try:
@@ -51,6 +61,8 @@ def start(app: Any, hostname: str | None, concurrency: int = 1) -> None:
                 admission.maintain(app, store)
             except Exception:  # noqa: BLE001 - Redis restarting: try again next beat
                 logger.debug("farm: presence beat failed", exc_info=True)
+            if heartbeat:   # the liveness probe's file (workers.alive): touched whether Redis answered or not
+                touch(heartbeat)
             _stop.wait(INTERVAL)
 
     threading.Thread(target=beat, name="farm-presence", daemon=True).start()

@@ -12,8 +12,10 @@ with the rest of its multi-platform Build. Each job that ends frees a slot: admi
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -27,11 +29,11 @@ from typing import Any
 from celery import Task
 
 from farm import admission, keys, sealing
-from farm.broker import MERGE_QUEUE, TASK_BUILD_PLATFORM, TASK_MERGE_INDEX, machine_platform, redis_client
-from farm.context import BlobCache, Limits, materialise, open_store
+from farm.broker import MERGE_QUEUE, TASK_BUILD_PLATFORM, TASK_MERGE_INDEX, machine_platform, platform_slug, redis_client
+from farm.context import BlobCache, Limits, materialise, open_store, update_tree
 from farm.errors import BuildStopped, FarmError, PermanentBuildError
 from farm.jobs import BuildRequest, JobStore, MergeRequest
-from farm.registry import open_client
+from farm.registry import ecr, open_client
 from farm.registry.platforms import image_platforms, mismatches
 from workers import capabilities, keyring
 from workers.app import app, settings
@@ -39,6 +41,7 @@ from workers.builder_job import Workspace
 from workers.builders import builder_for
 from workers.index import push_index
 from workers.lease import Lease
+from workers.pull_secrets import build_docker_config_dir
 from workers.runtimes import runtime_for
 
 _jobs: JobStore | None = None
@@ -225,18 +228,54 @@ def _end(store: JobStore, job_id: str, owner: str, ref: str, status: str, **fiel
 
 @contextmanager
 def workspace(req: BuildRequest, log: Callable[[str], None]) -> Iterator[Workspace]:
-    """The request's context materialised into a fresh build directory, removed afterwards."""
+    """The request's context in a build directory: the directory kept for its Build and platform,
+    brought to this context by the difference (`update_tree`), or, while another job of the same Build
+    holds that one, a fresh one. A scratch directory (the fresh context, the build's docker config) is
+    removed afterwards."""
     builds = settings.worker_root / "builds"
     builds.mkdir(parents=True, exist_ok=True)
-    build_dir = Path(tempfile.mkdtemp(prefix=f"{req.build}-", dir=builds))
+    limits = Limits(max_files=settings.context_max_files, max_bytes=settings.context_max_bytes)
+    store = open_store(req.context_store)
+    t0 = time.monotonic()
+    kept = builds / "kept" / _tree_name(req)
+    lock = _try_lock(kept)
+    scratch = Path(tempfile.mkdtemp(prefix=f"{req.build}-", dir=builds))
     try:
-        limits = Limits(max_files=settings.context_max_files, max_bytes=settings.context_max_bytes)
-        context = materialise(open_store(req.context_store), req.context, build_dir, blob_cache(), limits)
-        log(f"context {req.context} materialised")
-        yield Workspace(context_dir=str(context), docker_config=settings.docker_config,
-                        buildkit_host=settings.buildkit_host, buildctl=settings.buildctl, arg_env=dict(os.environ))
+        if lock is not None:
+            done = update_tree(store, req.context, kept, blob_cache(), limits)
+            context = kept
+            how = "whole" if done.whole else f"{done.placed} placed, {done.rehashed} re-hashed, {done.removed} removed"
+        else:
+            context = materialise(store, req.context, scratch / "context", blob_cache(), limits)
+            how = "whole, fresh directory"
+        log(f"context {req.context} materialised ({how}; {time.monotonic() - t0:.2f} s)")
+        # The build's private docker config goes in the scratch directory: never into a kept tree.
+        with build_docker_config_dir(req, settings.docker_config, Path(context), scratch) as docker_config:
+            yield Workspace(context_dir=str(context), docker_config=docker_config,
+                            buildkit_host=settings.buildkit_host, buildctl=settings.buildctl,
+                            arg_env=dict(os.environ), kaniko_image=settings.kaniko_image)
     finally:
-        shutil.rmtree(build_dir, ignore_errors=True)
+        if lock is not None:
+            os.close(lock)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _tree_name(req: BuildRequest) -> str:
+    """One kept directory per project, Build and platform (their names, made safe as one path part)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{req.project}--{req.build}--{platform_slug(req.platform)}")
+
+
+def _try_lock(tree: Path) -> int | None:
+    """An exclusive lock on a kept tree (released when the fd is closed, also if the worker dies);
+    None when another job holds it."""
+    tree.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(tree.parent / f"{tree.name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def _build(req: BuildRequest, log: Callable[[str], None], stop: threading.Event) -> str:
@@ -255,7 +294,20 @@ def _build(req: BuildRequest, log: Callable[[str], None], stop: threading.Event)
                 if jobs().cancel_requested(req.job_id):
                     raise BuildStopped(f"cancelled before `{' '.join(job.argv[:2])}`")
                 log("$ " + " ".join(job.argv))
-                lines += runtime_for(job)(job, secrets, log, stop)
+                seen: list[str] = []
+
+                def on_line(line: str) -> None:
+                    seen.append(line)
+                    log(line)
+                try:
+                    lines += runtime_for(job)(job, secrets, on_line, stop)
+                except PermanentBuildError:
+                    served = _served_digest(req) if ecr.immutable_refusal(seen) else None
+                    if served is None or not ecr.refused_but_same(seen, served):
+                        raise
+                    log(f"farm: {req.image} is immutable and already holds this build's manifest {served}: done")
+                    _check_platforms(req, served, log)
+                    return served
         finally:
             _forget(builder, req, ws, log)
     digest = builder.digest(lines) or _pushed_digest(req)
@@ -303,11 +355,16 @@ def _open_secrets(req: BuildRequest) -> dict[str, str]:
         raise PermanentBuildError(str(exc)) from None
 
 
-def _pushed_digest(req: BuildRequest) -> str:
-    """What the registry now serves under the pushed tag."""
+def _served_digest(req: BuildRequest) -> str | None:
+    """What the registry serves under the pushed tag, if anything."""
     client, ref = open_client(req.image, settings.docker_config, insecure=req.insecure)
     with client:
         info = client.head_manifest(ref.repository, ref.ref)
-    if info is None:
+    return None if info is None else info.digest
+
+
+def _pushed_digest(req: BuildRequest) -> str:
+    digest = _served_digest(req)
+    if digest is None:
         raise PermanentBuildError(f"the builder finished but {req.image} is not in the registry")
-    return info.digest
+    return digest

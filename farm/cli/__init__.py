@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from farm.cli import build, config, jobs, registry, stack, worker
+from farm.cli import build, config, gc, jobs, publish, registry, stack, worker
 from farm.cli._common import err
 from farm.errors import ConfigErrors, FarmError
 
@@ -47,7 +47,7 @@ def cli() -> None:
     """A shared, queue-based container image build farm for Garden projects."""
 
 
-for group in (build, jobs, worker, stack, config, registry):
+for group in (build, jobs, worker, stack, config, registry, publish, gc):
     for command in group.COMMANDS:
         cli.add_command(command)
 

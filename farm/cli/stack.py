@@ -33,19 +33,24 @@ _state_opt = click.option("--state-dir", type=click.Path(file_okay=False, path_t
 @_state_opt
 @click.option("--with", "extra", multiple=True, help="Also start an optional service (buildkitd, worker).")
 @click.option("--project", "project_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Also start what this Garden project's build mode needs (buildkitd for cluster-buildkit).")
+              help="Also start what this Garden project's build mode needs (buildkitd for cluster-buildkit, "
+                   "the Kaniko executor image for kaniko).")
 def stack_up(state_dir: Path | None, extra: tuple[str, ...], project_dir: Path | None) -> None:
     """Start the stack (idempotent)."""
     from farm.stack import DEFAULT_SERVICES
 
+    mode = None
     if project_dir is not None:
         from farm import plan
 
         provider = plan.load(project_dir)[0].provider
-        if provider is not None and provider.build_mode == "cluster-buildkit":
+        mode = provider.build_mode if provider is not None else None
+        if mode == "cluster-buildkit":
             extra = (*extra, "buildkitd")
     st = _stack(state_dir)
     st.up(list(DEFAULT_SERVICES) + [s for s in extra if s != "worker"])
+    if mode == "kaniko":
+        err(f"kaniko      executor image {st.kaniko_image()}")
     if "worker" in extra:
         st.start_worker()
     for name, status in st.status().items():

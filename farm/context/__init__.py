@@ -2,6 +2,7 @@
 
     producer:  build_manifest(root, files) -> upload_context(open_store(url), root, manifest)
     worker:    materialise(open_store(url), digest, dest_dir, BlobCache(root, max_bytes), Limits())
+               or update_tree(...) on a directory kept between builds (only the difference is written)
 """
 
 from .cache import BlobCache
@@ -10,6 +11,7 @@ from .manifest import ContextManifest, ManifestEntry, build_manifest
 from .materialise import materialise
 from .safety import Limits
 from .store import ContextStore, open_store
+from .tree import TreeUpdate, update_tree
 from .upload import UploadStats, upload_context
 
 __all__ = [
@@ -23,5 +25,7 @@ __all__ = [
     "build_manifest",
     "materialise",
     "open_store",
+    "TreeUpdate",
+    "update_tree",
     "upload_context",
 ]

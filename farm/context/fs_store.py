@@ -6,11 +6,13 @@ import os
 import tempfile
 from collections.abc import Callable, Collection
 from pathlib import Path
+from collections.abc import Iterator
 from typing import BinaryIO, TypeVar
 
 from farm.errors import ContextError
 
 from .store import MAX_MANIFEST_BYTES, blob_key, manifest_key, read_verified
+from .sweep import Stored, fs_delete, fs_list
 
 T = TypeVar("T")
 
@@ -59,6 +61,19 @@ class FsStore:
         if len(data) > MAX_MANIFEST_BYTES:
             raise ContextError(f"{path}: manifest larger than {MAX_MANIFEST_BYTES} bytes, refused")
         return data
+
+    # listing and deleting: `farm gc` (farm.context.sweep)
+    def list_blobs(self) -> Iterator[Stored]:
+        return fs_list(self.root, "blobs")
+
+    def list_manifests(self) -> Iterator[Stored]:
+        return fs_list(self.root, "manifests")
+
+    def delete_blob(self, sha: str) -> None:
+        fs_delete(self.root, blob_key(sha))
+
+    def delete_manifest(self, hex_digest: str) -> None:
+        fs_delete(self.root, manifest_key(hex_digest))
 
 
 def _write_atomically(dest: Path, write: Callable[[BinaryIO], T]) -> T:

@@ -7,10 +7,12 @@ Optional: without it every file is hashed and every blob is asked about.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
 import time
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +41,8 @@ class HashIndex:
         self._entries: dict[str, str] = {}  # path -> "<stat key><sha256 hex>"
         self._uploads: dict[str, list[Any]] = {}  # store url -> [manifest digest, [blob hex, ...]]
         self._now_ns = time.time_ns()
+        self._last: ContextManifest | None = None
+        self._last_digest = ""
         try:
             doc = json.loads(self.path.read_bytes())
             entries = doc.get("entries") if isinstance(doc, dict) and doc.get("format") == _FORMAT else None
@@ -69,18 +73,47 @@ class HashIndex:
         except (IndexError, TypeError):
             return None
 
-    def record_upload(self, store_url: str, manifest: ContextManifest) -> None:
-        self._uploads[store_url] = [manifest.digest, list(manifest.blobs)]
+    def known_depth(self, store_url: str) -> int:
+        """How many deltas deep the last manifest uploaded to this store is stored (0: whole)."""
+        rec = self._uploads.get(store_url)
+        depth = rec[2] if rec and len(rec) > 2 else None
+        return depth if type(depth) is int else 0
+
+    def record_upload(self, store_url: str, manifest: ContextManifest, depth: int = 0) -> None:
+        self._uploads[store_url] = [manifest.digest, list(manifest.blobs), depth]
+        if manifest.digest != self._last_digest:  # the base of the next delta, written by save()
+            self._last = manifest
+
+    @property
+    def _last_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".last-manifest.z")
+
+    def last_manifest(self) -> tuple[str, bytes] | None:
+        """The digest and canonical bytes of the last manifest uploaded (the base of the next delta),
+        checked against its digest; None when there is none or it does not verify."""
+        try:
+            data = zlib.decompress(self._last_path.read_bytes())
+        except (OSError, zlib.error):
+            return None
+        self._last_digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        return self._last_digest, data
 
     def save(self) -> None:
         """Write atomically: a crash leaves the old index or the new one, never half of one."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         doc = {"format": _FORMAT, "entries": self._entries, "uploads": self._uploads}
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".index-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(json.dumps(doc, separators=(",", ":")).encode())
-            os.replace(tmp, self.path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        _write_atomically(self.path, json.dumps(doc, separators=(",", ":")).encode())
+        if self._last is not None:
+            _write_atomically(self._last_path, zlib.compress(self._last.to_json(), 1))
+            self._last = None
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".index-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise

@@ -101,6 +101,11 @@ class ContextManifest:
 
 
 def _parse_entry(i: int, item: Any) -> ManifestEntry:
+    # The common shape first, by exact types (bool is not int here): a worker parses 10k per build.
+    if type(item) is list and len(item) == 5 and type(item[0]) is str and type(item[1]) is int \
+            and type(item[2]) is int and (item[3] is None or type(item[3]) is str) \
+            and (item[4] is None or type(item[4]) is str):
+        return ManifestEntry(*item)
     ok = (
         isinstance(item, list) and len(item) == 5
         and isinstance(item[0], str)

@@ -12,6 +12,7 @@ from pathlib import Path
 from farm.errors import ContextError
 
 from .cache import BlobCache
+from .delta import MAX_DEPTH, apply_delta, parse_delta
 from .manifest import ContextManifest, ManifestEntry
 from .safety import Limits, check_digest, check_manifest
 from .store import ContextStore
@@ -28,14 +29,7 @@ def materialise(store: ContextStore, digest: str, dest_dir: Path, cache: BlobCac
     digest; `dest_dir` must be empty or a directory this cache materialised before (then it is
     cleaned). On failure `dest_dir` is left empty.
     """
-    hex_digest = check_digest(digest)
-    data = store.get_manifest(hex_digest)
-    if hashlib.sha256(data).hexdigest() != hex_digest:
-        raise ContextError(f"context {digest}: the manifest in {store.url} is corrupt "
-                           "(its content does not match its digest)")
-    manifest = ContextManifest.from_json(data)
-    check_manifest(manifest, limits, name=digest)
-
+    manifest = load_manifest(store, digest, limits)
     dest = _prepare(Path(dest_dir), cache)
     try:
         _write(store, manifest, dest, cache, workers, digest)
@@ -44,6 +38,30 @@ def materialise(store: ContextStore, digest: str, dest_dir: Path, cache: BlobCac
         raise
     cache.evict()
     return dest
+
+
+def load_manifest(store: ContextStore, digest: str, limits: Limits = _DEFAULT_LIMITS) -> ContextManifest:
+    """The manifest of context `digest` from the store, verified against its digest and judged whole
+    (paths, symlinks, modes, limits) before anything is written."""
+    manifest = _read_manifest(store, check_digest(digest), digest, 0)
+    check_manifest(manifest, limits, name=digest)
+    return manifest
+
+
+def _read_manifest(store: ContextStore, hex_digest: str, digest: str, hops: int) -> ContextManifest:
+    """A whole manifest, or a delta rebuilt on its base (at most MAX_DEPTH deep); either way it must
+    hash to the digest that names it."""
+    data = store.get_manifest(hex_digest)
+    if hashlib.sha256(data).hexdigest() == hex_digest:
+        return ContextManifest.from_json(data)
+    delta = parse_delta(data)
+    if delta is not None and hops < MAX_DEPTH:
+        base_hex, _, put, remove = delta
+        manifest = apply_delta(_read_manifest(store, base_hex, digest, hops + 1), put, remove)
+        if hashlib.sha256(manifest.to_json()).hexdigest() == hex_digest:
+            return manifest
+    raise ContextError(f"context {digest}: the manifest in {store.url} is corrupt "
+                       "(its content does not match its digest)")
 
 
 def _mark(dest: Path, cache: BlobCache) -> Path:

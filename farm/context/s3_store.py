@@ -19,6 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from farm.errors import ContextError
 
 from .store import MAX_MANIFEST_BYTES, blob_key, manifest_key, read_verified
+from .sweep import Stored, s3_object
 
 _THREADS = 16
 # S3 has no batch "exists": a shard (2-hex prefix) with at least this many blobs asked about is
@@ -141,6 +142,30 @@ class S3Store:
             raise ContextError(f"context store {self.url}: manifest sha256:{hex_digest} larger than "
                                f"{MAX_MANIFEST_BYTES} bytes, refused")
         return data
+
+    # listing and deleting: `farm gc` (farm.context.sweep)
+    def _list(self, prefix: str) -> Iterator[Stored]:
+        with self._errors(f"listing {prefix}"):
+            for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
+                                                                          Prefix=self._key(prefix)):
+                for obj in page.get("Contents", ()):
+                    stored = s3_object(obj["Key"], obj)
+                    if stored is not None:
+                        yield stored
+
+    def list_blobs(self) -> Iterator[Stored]:
+        return self._list("blobs/sha256/")
+
+    def list_manifests(self) -> Iterator[Stored]:
+        return self._list("manifests/sha256/")
+
+    def delete_blob(self, sha: str) -> None:
+        with self._errors(f"deleting blob sha256:{sha}"):
+            self._s3.delete_object(Bucket=self.bucket, Key=self._key(blob_key(sha)))
+
+    def delete_manifest(self, hex_digest: str) -> None:
+        with self._errors(f"deleting manifest sha256:{hex_digest}"):
+            self._s3.delete_object(Bucket=self.bucket, Key=self._key(manifest_key(hex_digest)))
 
 
 def _not_found(exc: ClientError) -> bool:

@@ -120,15 +120,19 @@ def check_manifest(manifest: ContextManifest, limits: Limits, *, name: str) -> N
     if total > limits.max_bytes:
         raise ContextError(f"context {name}: {total} bytes, more than the limit of {limits.max_bytes}")
 
+    judged: set[str] = set()  # directories already found to be neither a file nor a symlink
     for p in paths:
         # Any proper prefix that is itself an entry is a file or a symlink: writing p would go through it.
-        parts = p.split("/")
-        for i in range(1, len(parts)):
-            prefix = "/".join(parts[:i])
-            if prefix in links:
-                raise ContextError(f"context {name}: path {p!r} refused: goes through the symlink {prefix!r}")
-            if prefix in paths:
-                raise ContextError(f"context {name}: path {p!r} refused: its parent {prefix!r} is a file")
+        i = p.find("/")
+        while i != -1:
+            prefix = p[:i]
+            if prefix not in judged:
+                if prefix in links:
+                    raise ContextError(f"context {name}: path {p!r} refused: goes through the symlink {prefix!r}")
+                if prefix in paths:
+                    raise ContextError(f"context {name}: path {p!r} refused: its parent {prefix!r} is a file")
+                judged.add(prefix)
+            i = p.find("/", i + 1)
     for p, target in links.items():
         if not symlink_stays_inside(p, target, links):
             raise ContextError(f"context {name}: symlink {p!r} -> {target!r} refused: "

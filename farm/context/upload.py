@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Callable
@@ -9,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from .delta import MAX_DEPTH, make_delta
 from .index import HashIndex
 from .manifest import ContextManifest
 from .store import ContextStore
@@ -40,10 +42,11 @@ def upload_context(store: ContextStore, root: Path, manifest: ContextManifest,
     """
     blobs = manifest.blobs
     candidates = set(blobs)
-    if index is not None:
-        known = index.known_blobs(store.url)
-        if known is not None and store.has_manifest(known[0].removeprefix("sha256:")):
-            candidates -= known[1]
+    known = index.known_blobs(store.url) if index is not None else None
+    if known is not None and not store.has_manifest(known[0].removeprefix("sha256:")):
+        known = None
+    if known is not None:
+        candidates -= known[1]
     missing = sorted(store.missing(candidates)) if candidates else []
     total = sum(blobs[sha].size for sha in missing)
     done = 0
@@ -66,10 +69,27 @@ def upload_context(store: ContextStore, root: Path, manifest: ContextManifest,
     else:
         sent = sum(send(sha) for sha in missing)
 
-    data = manifest.to_json()
+    data, depth = _manifest_bytes(manifest, index, known, store.url)
     store.put_manifest(manifest.digest.removeprefix("sha256:"), data)
     if index is not None:
-        index.record_upload(store.url, manifest)
+        index.record_upload(store.url, manifest, depth)
     return UploadStats(digest=manifest.digest, files=len(manifest.entries), bytes=manifest.total_bytes,
                        uploaded_files=len(missing), uploaded_bytes=sent, manifest_bytes=len(data),
                        skipped_files=len(blobs) - len(missing))
+
+
+def _manifest_bytes(manifest: ContextManifest, index: HashIndex | None,
+                    known: tuple[str, frozenset[str]] | None, store_url: str) -> tuple[bytes, int]:
+    """What to store under the manifest's key, and its delta depth: the difference from the last
+    manifest this index uploaded to this store when that one is still there and the chain is short,
+    else the whole manifest."""
+    whole = manifest.to_json()
+    if index is None or known is None or known[0] == manifest.digest:
+        return whole, 0
+    depth = index.known_depth(store_url) + 1
+    last = index.last_manifest() if depth <= MAX_DEPTH else None
+    if last is None or last[0] != known[0]:
+        return whole, 0
+    base_rows = json.loads(last[1])["entries"]
+    delta = make_delta(known[0].removeprefix("sha256:"), base_rows, depth, manifest)
+    return (delta, depth) if len(delta) < len(whole) // 2 else (whole, 0)

@@ -14,6 +14,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,3 +138,15 @@ def ensure_repository(host: str, repository: str, *, create: bool = True) -> Rep
 def is_immutable_tag_error(status: int, body: str) -> bool:
     """ECR's answer to a push onto an existing tag of an IMMUTABLE repository (also in builder output)."""
     return status in (400, 0) and bool(_IMMUTABLE.search(body))
+
+
+def immutable_refusal(lines: Sequence[str]) -> bool:
+    """A builder's output says its push was refused as an immutable tag."""
+    return any(_IMMUTABLE.search(line) for line in lines)
+
+
+def refused_but_same(lines: Sequence[str], served: str | None) -> bool:
+    """A builder's push refused as an immutable tag, where the tag already names the very manifest
+    the builder made (its output names that digest): the build's result is there, so it succeeded
+    (GARDEN-SPEC §4.3). A tag holding other content stays a failure."""
+    return served is not None and immutable_refusal(lines) and any(served in line for line in lines)

@@ -24,6 +24,9 @@ PACKAGES: dict[str, str] = {
     "runc": "runc",
     "busybox": "busybox-static",
     "rsync": "rsync",
+    "docker-compose": "docker-compose",     # validating docker-compose.yml (tests)
+    "chromium": "chromium",                 # Flower in a headless browser (tests)
+    "skopeo": "skopeo",                     # the peer of bench/publish.py
 }
 _SBIN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

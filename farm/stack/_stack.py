@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from farm.errors import StackError
-from farm.stack import _base_image, _credentials, _worker
+from farm.stack import _base_image, _credentials, _kaniko_image, _worker
 from farm.stack._mounts import detach, mounts_under
 from farm.stack._packages import PACKAGES, ensure_binaries, static_busybox
 from farm.stack._process import ProcessRecord, port_free, spawn, stop, tail, wait_until
@@ -142,7 +142,24 @@ class Stack:
             env["FARM_BUILDCTL"] = str(buildkit_bin("buildctl"))
         if self._running(specs["kubernetes"]):
             env["KUBECONFIG"] = str(self.paths.kubeconfig)
+        marker = self.paths.state / "kaniko-image"
+        if marker.is_file() and self._running(specs["registry"]):
+            env["FARM_KANIKO_IMAGE"] = marker.read_text().strip()
         return env
+
+    def kaniko_image(self) -> str:
+        """The Kaniko executor, built from source if needed and pushed to the stack's registry; from
+        then on `env()` exports it as FARM_KANIKO_IMAGE (a worker then serves kaniko)."""
+        with self._locked():
+            settings = self._settings()
+            specs = build_services(self.paths, settings)
+            if not (self._running(specs["docker"]) and self._running(specs["registry"])):
+                raise StackError("the Kaniko image needs the stack's docker and registry; run `farm stack up`")
+            ref = _kaniko_image.ensure(self.paths, settings)
+            (self.paths.state / "kaniko-image").write_text(ref + "\n")
+        if _worker.running(self.paths):
+            self.start_worker()     # restarted with the image in its environment
+        return ref
 
     def base_image(self) -> str:
         """Ensure the busybox base image is in the stack registry and return its ref."""

@@ -20,7 +20,7 @@ CONCURRENCY = 2
 STOP_TIMEOUT = 60.0   # a warm shutdown: a running build finishes or is handed back
 # What the stack exports only when it runs the service behind it: the worker never inherits a stale
 # one from the shell that started it (a buildkitd of an earlier stack would give it a mode it lacks).
-OPTIONAL_VARS = ("BUILDKIT_HOST", "FARM_BUILDCTL", "KUBECONFIG")
+OPTIONAL_VARS = ("BUILDKIT_HOST", "FARM_BUILDCTL", "KUBECONFIG", "FARM_KANIKO_IMAGE")
 
 
 def _record(paths: StackPaths) -> ProcessRecord | None:

@@ -2,9 +2,9 @@
 kube-controller-manager, kube-scheduler, a kubelet on Debian's containerd + runc + CNI bridge, the
 stack's registry and dockerd, the Kaniko executor), driven with the `kubernetes` Python client.
 
-The cluster lives in its own stack (a temporary state dir, free ports), so `down` can be tested
-without touching the developer's stack. Its Go binaries are built by scripts/install-*.sh when this
-machine has not built them yet (a cold build takes many minutes).
+The cluster (tests/integration/kube_cluster.py) lives in its own stack (a temporary state dir, free
+ports), so `down` can be tested without touching the developer's stack. Its Go binaries are built by
+scripts/install-*.sh when this machine has not built them yet (a cold build takes many minutes).
 """
 
 from __future__ import annotations
@@ -12,143 +12,25 @@ from __future__ import annotations
 import base64
 import json
 import os
-import random
 import signal
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
-from kubernetes.config import new_client_from_config
 
-from farm.stack import Stack, _kaniko_image, _kubernetes_host
-from farm.stack._kubernetes_configs import KubeLayout
+from farm.stack import _kaniko_image, _kubernetes_host
 from farm.stack._mounts import mounts_under
-from farm.stack._process import ProcessRecord, port_free
+from farm.stack._process import ProcessRecord
 from farm.stack._services import registry_password
-from farm.stack._state import KUBE_PORTS, REGISTRY_USER, StackSettings
+from farm.stack._state import REGISTRY_USER
+from tests.integration.kube_cluster import HOST_PATHS, NS, Cluster, cluster, finished, pod, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(3600)]
-NS = "farm-it"
-# Host paths a kubelet writes unless told otherwise (or whatever it is told): none may be left behind.
-HOST_PATHS = (*_kubernetes_host.HOST_PATHS, Path("/usr/libexec/kubernetes"), Path("/var/log/pods"),
-              Path("/run/containerd/runc"))
-
-
-def free_port_block(n: int) -> int:
-    for _ in range(200):
-        base = random.randrange(20000, 32000)
-        if all(port_free(p) for p in range(base, base + n)):
-            return base
-    raise RuntimeError(f"no {n} consecutive free ports")
-
-
-def free_port() -> int:
-    for _ in range(200):
-        port = random.randrange(32000, 40000)
-        if port_free(port):
-            return port
-    raise RuntimeError("no free port")
-
-
-@dataclass
-class Cluster:
-    stack: Stack
-    settings: StackSettings
-    layout: KubeLayout
-    api: k8s.ApiClient
-    core: k8s.CoreV1Api
-    host_before: dict[str, str]
-    globals_before: dict[str, bool]
-    seconds_to_ready: float
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.5)
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    state = tmp_path_factory.mktemp("k8s-stack") / "state"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FARM_REDIS_PORT", str(free_port()))
-        mp.setenv("FARM_REGISTRY_PORT", str(free_port()))
-        mp.setenv("FARM_FLOWER_PORT", str(free_port()))
-        mp.setenv("FARM_KUBE_PORT", str(free_port_block(KUBE_PORTS)))
-        st = Stack(state)
-        host_before = _kubernetes_host.read_sysctls()
-        globals_before = {str(p): os.path.lexists(p) for p in HOST_PATHS}
-        st.up(["registry", "docker"])  # first, so the cluster's start is timed alone (binaries built)
-        layout = KubeLayout.of(st.paths, StackSettings.load(st.paths.settings))  # type: ignore[arg-type]
-        _kubernetes_buildable(st)
-        start = time.monotonic()
-        st.up(["registry", "docker", "kubernetes"])
-        ready = time.monotonic() - start
-        print(f"\nkubernetes: control plane + node Ready in {ready:.1f}s")
-        settings = StackSettings.load(st.paths.settings)
-        assert settings is not None
-        st.base_image()
-        api = new_client_from_config(config_file=st.env()["KUBECONFIG"])
-        core = k8s.CoreV1Api(api)
-        core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=NS)))
-        wait_for(lambda: _exists(lambda: core.read_namespaced_service_account("default", NS)), 60,
-                 "the namespace's default ServiceAccount")
-        try:
-            yield Cluster(st, settings, layout, api, core, host_before, globals_before, ready)
-        finally:
-            api.close()
-            st.down()
-
-
-def _kubernetes_buildable(st: Stack) -> None:
-    """Build the Go binaries outside the timed start (no-op on a warm machine)."""
-    from farm.stack._kubernetes import ensure_binaries
-
-    ensure_binaries(st.paths)
-
-
-def _exists(read: Callable[[], Any]) -> bool:
-    try:
-        read()
-        return True
-    except ApiException as exc:
-        if exc.status == 404:
-            return False
-        raise
-
-
-def pod(name: str, image: str, command: list[str], **spec: Any) -> k8s.V1Pod:
-    container = k8s.V1Container(name="main", image=image, command=command,
-                                resources=spec.pop("resources", None))
-    return k8s.V1Pod(metadata=k8s.V1ObjectMeta(name=name),
-                     spec=k8s.V1PodSpec(containers=[container], restart_policy="Never",
-                                        termination_grace_period_seconds=1, **spec))
-
-
-def finished(core: k8s.CoreV1Api, name: str, timeout: float = 120) -> k8s.V1Pod:
-    def done() -> k8s.V1Pod | None:
-        p = core.read_namespaced_pod(name, NS)
-        return p if p.status.phase in ("Succeeded", "Failed") else None
-    try:
-        return wait_for(done, timeout, f"pod {name} to finish")
-    except AssertionError:
-        p = core.read_namespaced_pod(name, NS)
-        events = core.list_namespaced_event(NS, field_selector=f"involvedObject.name={name}").items
-        raise AssertionError(f"pod {name} did not finish: {p.status}\n"
-                             + "\n".join(f"{e.reason}: {e.message}" for e in events)) from None
+__all__ = ["cluster"]  # the module-scoped fixture, imported for pytest
 
 
 def test_node_is_ready_and_the_api_reports_the_release(cluster: Cluster) -> None:

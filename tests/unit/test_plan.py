@@ -82,7 +82,9 @@ def test_one_call_needs_cluster_buildkit(tmp_path: Path) -> None:
         plan.require_buildable(project, one_call=True)
 
 
-def test_kaniko_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
+def test_kaniko_is_buildable_and_its_requests_carry_its_options(tmp_path: Path) -> None:
     project, versions = _project(tmp_path, {"api": []}, mode="kaniko")
-    with pytest.raises(ConfigError, match="buildMode kaniko is not supported"):
-        plan.require_buildable(project)
+    plan.require_buildable(project)
+    (b,) = plan.plan(project, versions).builds
+    (req,), _ = flow.jobs_for(project, b, CTX, Settings())
+    assert req.mode == "kaniko" and req.kaniko == b.kaniko and req.kaniko is not None

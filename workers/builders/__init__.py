@@ -13,7 +13,7 @@ from typing import Protocol
 from farm.errors import PermanentBuildError
 from farm.jobs import BuildRequest
 from workers.builder_job import BuilderJob, Workspace
-from workers.builders import cluster_buildkit, local_docker
+from workers.builders import cluster_buildkit, kaniko, local_docker
 
 
 class Builder(Protocol):
@@ -29,7 +29,7 @@ class Builder(Protocol):
         """The digest the builder reported pushing, if its output says."""
 
 
-BUILDERS: dict[str, Builder] = {b.mode: b for b in (local_docker.BUILDER, cluster_buildkit.BUILDER)}
+BUILDERS: dict[str, Builder] = {b.mode: b for b in (local_docker.BUILDER, cluster_buildkit.BUILDER, kaniko.BUILDER)}
 
 
 def builder_for(mode: str) -> Builder:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from farm.broker import platform_slug
 from farm.jobs import BuildRequest
@@ -68,7 +69,10 @@ class LocalDocker:
     mode = MODE
 
     def jobs(self, req: BuildRequest, ws: Workspace) -> list[BuilderJob]:
-        return [build_job(req, ws.context_dir), push_job(req, ws.context_dir)]
+        # The build's own docker config (the project's pull secrets merged in) for the pull and the push.
+        config = (("DOCKER_CONFIG", str(ws.docker_config)),)
+        return [replace(j, env=j.env + config) for j in (build_job(req, ws.context_dir),
+                                                          push_job(req, ws.context_dir))]
 
     def secret_env(self, values: Mapping[str, str]) -> dict[str, str]:
         return {}       # the classic builder mounts no build secrets

@@ -74,9 +74,9 @@ def _ensure(core: client.CoreV1Api, apps: client.AppsV1Api, redis: Redis, namesp
         raise TransientBuildError(f"timed out waiting for the builder lock of namespace {namespace}")
     try:
         sa = objects.service_account(namespace, service_account_annotations)
-        sa_changed = _apply(core, "service_account", sa)
+        sa_changed = apply(core, "service_account", sa)
         secret = objects.docker_auth_secret(namespace, docker_config)
-        _apply(core, "secret", secret)
+        apply(core, "secret", secret)
         secret_name = secret["metadata"]["name"]
         deployment = objects.buildkit_deployment(namespace, secret_name, **dict(deployment_options or {}))
 
@@ -84,15 +84,15 @@ def _ensure(core: client.CoreV1Api, apps: client.AppsV1Api, redis: Redis, namesp
         if live is not None and sa_changed and _current(live, deployment):
             # a replaced Deployment restarts its pod anyway (Recreate); an unchanged one must be cycled
             _cycle(apps, namespace, live.spec.replicas or 1, timeout)
-        changed = _apply(apps, "deployment", deployment)
+        changed = apply(apps, "deployment", deployment)
         _wait_ready(apps, core, namespace, timeout)
-        changed = _apply(core, "service", objects.buildkit_service(namespace)) or changed
+        changed = apply(core, "service", objects.buildkit_service(namespace)) or changed
     finally:
         lock.release()
     return BuildkitInfra(objects.buildkit_address(namespace), secret_name, changed or sa_changed)
 
 
-def _apply(api: Any, kind: str, manifest: dict[str, Any]) -> bool:
+def apply(api: Any, kind: str, manifest: dict[str, Any]) -> bool:
     """Create or replace `manifest` unless the live object carries the same hash; True when it wrote."""
     name, namespace = manifest["metadata"]["name"], manifest["metadata"]["namespace"]
     live = _read(lambda: getattr(api, f"read_namespaced_{kind}")(name, namespace))

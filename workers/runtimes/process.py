@@ -73,7 +73,8 @@ def failure(job: BuilderJob, code: int, tail: Sequence[str]) -> BuildError:
         # The cause on the first line: the job record and the CLI keep only that one.
         cause = next((line.strip() for line in reversed(tail) if re.search(job.unreachable, line)), "")
         return TransientBuildError(f"{job.daemon or job.mode} is unreachable: {cause}\n{last}")
-    cause = next((line.strip() for line in reversed(tail) if line.strip()), "no output")
+    cause = next((line.strip() for line in reversed(tail) if job.cause and re.search(job.cause, line)), None) \
+        or next((line.strip() for line in reversed(tail) if line.strip()), "no output")
     return PermanentBuildError(f"{job.mode}: {job.argv[0]} exited with code {code}: {cause}\n{last}")
 
 

@@ -1,7 +1,7 @@
 """The queue: submissions per second through the farm against raw Celery `send_task` of the same
 message in the same run (ratio), and pick-up latency (submit -> builder started) with idle workers.
 
-    .venv/bin/python bench/queue.py [--n 20] [--latency-n 20]
+    .venv/bin/python bench/submissions.py [--n 20] [--latency-n 20]
 
 Submissions (no worker consumes them: a stand-in worker announces capacity so admission sends each
 one to Celery, as it would with idle workers):
