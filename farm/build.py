@@ -26,7 +26,7 @@ from farm.errors import BrokerError, UsageError
 from farm.jobs import Admission, BuildRequest, BuildResult, Job, JobStore, MergeRequest, PullSecretRef, cached_record
 from farm.plan import Plan, PlannedBuild
 from farm.settings import Settings
-from farm.status import Status, check_status
+from farm.status import Clients, Status, check_status
 
 if TYPE_CHECKING:
     # Imported where they are used: a run the registry status check answers (a cached answer) needs
@@ -96,6 +96,10 @@ def jobs_for(project: Project, build: PlannedBuild, context: UploadStats, settin
             if provider else [],
             kube_context=provider.context if provider else None,
             kaniko=build.kaniko,
+<<<<<<< HEAD
+=======
+            buildkit=build.buildkit,
+>>>>>>> main
             steps=_steps(build),
         )
         for platform in groups
@@ -184,6 +188,8 @@ def submit(app: Celery, jobs: JobStore, requests: Sequence[BuildRequest], merge:
         # Secrets first: a job is dispatched (by anyone) as soon as it is claimed. Sealed for the
         # workers: Redis (and its AOF and RDB files) never holds a value in plaintext.
         if secrets:
+            from farm import sealing
+
             jobs.put_secrets(req.job_id, {"sealed": sealing.seal(sealing_key or _sealing_key(jobs), secrets,
                                                                  req.job_id)}, SECRETS_TTL)
         job_id, new = jobs.claim(
@@ -437,7 +443,16 @@ def run(plan: Plan, settings: Settings, *, force: bool, wait: bool,
     cannot be ordered, so that is a usage error. `force` builds even what the registry has, unless
     that ref is being built right now (then it is followed). `timeout` bounds the whole wait. `who`:
     the submission's namespace (default: each Build's), priority, branch, commit and labels.
+    The status checks of all Builds share one registry client per host (one connection, one challenge).
     """
+    with Clients(settings) as clients:
+        return _run(plan, settings, clients, force=force, wait=wait, say=say, progress=progress,
+                    on_line=on_line, timeout=timeout, who=who)
+
+
+def _run(plan: Plan, settings: Settings, clients: Clients, *, force: bool, wait: bool,
+         say: Callable[[str], None], progress: Callable[[str], Callable[[int, int], None]],
+         on_line: Callable[[Job, str], None], timeout: float | None, who: Submission | None) -> Outcome:
     project, waves = plan.project, plan.waves
     who = who or Submission(priority=settings.priority_for(project.name), commit=project.git.commit_hash,
                             branch=project.git.branch if project.git.branch != "HEAD" else "", submitter=submitter())
@@ -457,7 +472,7 @@ def run(plan: Plan, settings: Settings, *, force: bool, wait: bool,
                                                    error=f"dependency {', '.join(blocked)} failed")]
                 continue
             t0 = time.monotonic()
-            status = Status(digest=None) if force else check_status(b, settings)
+            status = Status(digest=None) if force else check_status(b, settings, clients)
             if status.digest:
                 say(f"{b.name}: {b.outputs.deployment_image_id} is already built (registry status check)")
                 _record_cached(broker, project, b, who, status.digest, say)

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict
 from farm import keys
 from farm.errors import BrokerError
 from farm.images import CacheRef
+from farm.in_cluster import BuildkitOptions
 from farm.kaniko import KanikoOptions
 
 if TYPE_CHECKING:
@@ -84,6 +85,7 @@ class BuildRequest(BaseModel):
     cache: list[CacheRef] = []      # resolved registry caches, in import order
     secret_ids: list[str] = []      # spec.secrets keys; the values travel apart (JobStore.put_secrets)
     kaniko: KanikoOptions | None = None  # kaniko mode: merged flags, cache repo, namespace, Pod settings
+    buildkit: BuildkitOptions | None = None  # cluster-buildkit in a cluster: the Deployment's settings
     # The provider's imagePullSecrets, as references only: the worker reads them from the cluster
     # (its kubeconfig at `kube_context`, or its in-cluster identity) right before the build.
     pull_secrets: list[PullSecretRef] = []

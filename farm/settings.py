@@ -82,6 +82,8 @@ class Settings(BaseModel):
     kubeconfig: str = ""
     # kubernetes runtime: a build Pod no node took within this many seconds fails with the scheduler's reason.
     kube_schedule_timeout: float = 60.0
+    # cluster-buildkit on the local stack's node: the node-network port its buildkitd listens on (127.0.0.1).
+    cluster_buildkit_port: int = 1234
     # Several platforms: one job per platform on per-arch pools ("fan-out"), or, for cluster-buildkit
     # without per-arch pools, one emulated buildctl call for all of them ("one-call").
     multi_platform: Literal["fan-out", "one-call"] = "fan-out"

@@ -40,6 +40,10 @@ def missing(mode: str, settings: Settings) -> str | None:
             return f"no Docker engine answers at {settings.docker_host}"
         return None
     if mode == "cluster-buildkit":
+        if settings.runtime == "kubernetes":        # buildkitd in the project namespace, buildctl here
+            if shutil.which(settings.buildctl) is None:
+                return f"no buildctl ({settings.buildctl})"
+            return _kube_missing(settings)
         if not settings.buildkit_host:
             return "BUILDKIT_HOST is not set"
         if shutil.which(settings.buildctl) is None:
@@ -54,7 +58,11 @@ def _kaniko_missing(settings: Settings) -> str | None:
     """kaniko runs the executor image in a container: the image must be known and reachable."""
     if not settings.kaniko_image:
         return "no executor image (FARM_KANIKO_IMAGE; `farm stack up --project DIR` builds one)"
-    if settings.runtime != "kubernetes" and not _docker_answers(settings.docker_host):
+    if settings.runtime == "kubernetes":
+        problem = _kube_missing(settings)
+        if problem:
+            return problem
+    elif not _docker_answers(settings.docker_host) and not settings.kubeconfig:
         return f"no Docker engine answers at {settings.docker_host} to run the executor in"
     from farm.errors import FarmError
     from farm.registry import open_client
@@ -67,6 +75,20 @@ def _kaniko_missing(settings: Settings) -> str | None:
     except (FarmError, OSError) as exc:
         return f"the executor image {settings.kaniko_image} could not be looked up: {str(exc).splitlines()[0]}"
     return None if found else f"the executor image {settings.kaniko_image} is not in its registry"
+
+
+def _kube_missing(settings: Settings) -> str | None:
+    """The kubernetes runtime needs a kubeconfig whose API server answers."""
+    if not settings.kubeconfig:
+        return "FARM_RUNTIME=kubernetes but no KUBECONFIG"
+    try:
+        from kubernetes import client, config
+
+        with config.new_client_from_config(config_file=settings.kubeconfig) as api:
+            client.VersionApi(api).get_code(_request_timeout=10)
+    except Exception as exc:  # noqa: BLE001 - any failure means: not usable, and why
+        return f"the cluster of {settings.kubeconfig} does not answer: {str(exc).splitlines()[0][:200]}"
+    return None
 
 
 def _local(image: str) -> bool:

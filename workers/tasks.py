@@ -42,7 +42,8 @@ from workers.builders import builder_for
 from workers.index import push_index
 from workers.lease import Lease
 from workers.pull_secrets import build_docker_config_dir
-from workers.runtimes import runtime_for
+from workers.runtimes import container_runtime, runtime_for
+from workers.runtimes.kubernetes import buildkit_for
 
 _jobs: JobStore | None = None
 _cache: BlobCache | None = None
@@ -250,9 +251,13 @@ def workspace(req: BuildRequest, log: Callable[[str], None]) -> Iterator[Workspa
             how = "whole, fresh directory"
         log(f"context {req.context} materialised ({how}; {time.monotonic() - t0:.2f} s)")
         # The build's private docker config goes in the scratch directory: never into a kept tree.
+        buildkit_host = settings.buildkit_host
+        if req.mode == "cluster-buildkit" and req.buildkit is not None and \
+                container_runtime(settings.runtime, settings.kubeconfig, req.buildkit.kube_context) == "kubernetes":
+            buildkit_host = buildkit_for(req.buildkit, req.image, settings, log)
         with build_docker_config_dir(req, settings.docker_config, Path(context), scratch) as docker_config:
             yield Workspace(context_dir=str(context), docker_config=docker_config,
-                            buildkit_host=settings.buildkit_host, buildctl=settings.buildctl,
+                            buildkit_host=buildkit_host, buildctl=settings.buildctl,
                             arg_env=dict(os.environ), kaniko_image=settings.kaniko_image)
     finally:
         if lock is not None:

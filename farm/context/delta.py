@@ -30,10 +30,9 @@ def rows(manifest: ContextManifest) -> Rows:
 
 def make_delta(base_hex: str, base_rows: Rows, depth: int, new: ContextManifest) -> bytes:
     """The delta from a base (its rows, as its canonical JSON lists them) to `new`."""
-    before = {r[0]: r for r in base_rows}
-    now = rows(new)
-    put = [r for r in now if before.get(r[0]) != r]
-    names = {r[0] for r in now}
+    before = {r[0]: tuple(r) for r in base_rows}
+    put = [list(e) for e in new.entries if before.get(e.path) != e]  # an entry is a tuple: compared as one
+    names = {e.path for e in new.entries}
     remove = [p for p in before if p not in names]
     doc = {"base": base_hex, "delta": DELTA_FORMAT, "depth": depth, "put": put, "remove": remove}
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")

@@ -21,6 +21,10 @@ class FsStore:
     """Every write is temp file + rename in the target directory, so concurrent writers of the same
     blob or manifest are safe and a reader never sees half a file."""
 
+    # A local (or mounted) disk: more concurrent writers than this only make it seek. First upload of
+    # 10,000 files / 210 MB on a loaded 2-core machine: 8 writers 16.6 s, 2 writers 11.6 s (rsync 11.2 s).
+    max_writers = 2
+
     def __init__(self, root: Path) -> None:
         self.root = Path(root).absolute()
         self.url = self.root.as_uri()

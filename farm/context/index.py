@@ -12,12 +12,23 @@ import json
 import os
 import tempfile
 import time
-import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .manifest import ContextManifest
+
+
+@dataclass(frozen=True)
+class LastUpload:
+    """What the last upload of this checkout left in a store: the base of the next delta."""
+
+    digest: str
+    depth: int                 # deltas between it and a whole manifest in the store
+    rows: list[list[Any]]      # its entries as its canonical JSON lists them
+    blobs: frozenset[str]
+    age: float                 # seconds since it was uploaded (a delta is sent only on a recent base)
 
 _FORMAT = 2
 # A file modified within this window before it was hashed may change again within the same
@@ -63,37 +74,43 @@ class HashIndex:
             return
         self._entries[rel] = stat_key(st) + sha
 
-    def known_blobs(self, store_url: str) -> tuple[str, frozenset[str]] | None:
-        """The last manifest digest uploaded to this store and its blob digests, if any."""
+    def last_upload(self, store_url: str) -> LastUpload | None:
+        """The last manifest uploaded to this store: its digest, delta depth, rows and blobs, when this
+        index still holds (or kept on disk, verified against that digest) the manifest itself."""
         rec = self._uploads.get(store_url)
-        if not rec:
+        if not rec or not isinstance(rec, list) or not isinstance(rec[0], str):
             return None
-        try:
-            return str(rec[0]), frozenset(str(b) for b in rec[1])
-        except (IndexError, TypeError):
-            return None
-
-    def known_depth(self, store_url: str) -> int:
-        """How many deltas deep the last manifest uploaded to this store is stored (0: whole)."""
-        rec = self._uploads.get(store_url)
-        depth = rec[2] if rec and len(rec) > 2 else None
-        return depth if type(depth) is int else 0
+        digest = rec[0]
+        depth = rec[1] if len(rec) > 1 and type(rec[1]) is int else 0
+        at = rec[2] if len(rec) > 2 and isinstance(rec[2], (int, float)) else 0.0
+        if self._last is not None and self._last.digest == digest:
+            rows: list[list[Any]] = [list(e) for e in self._last.entries]
+        else:
+            last = self.last_manifest()
+            if last is None or last[0] != digest:
+                return None
+            try:
+                rows = json.loads(last[1])["entries"]
+            except (ValueError, KeyError, TypeError):
+                return None
+        return LastUpload(digest, depth, rows, frozenset(r[3] for r in rows if r[3]), time.time() - at)
 
     def record_upload(self, store_url: str, manifest: ContextManifest, depth: int = 0) -> None:
-        self._uploads[store_url] = [manifest.digest, list(manifest.blobs), depth]
+        # The blobs are not listed here: they are the last manifest's, kept beside the index.
+        self._uploads[store_url] = [manifest.digest, depth, time.time()]
         if manifest.digest != self._last_digest:  # the base of the next delta, written by save()
             self._last = manifest
 
     @property
     def _last_path(self) -> Path:
-        return self.path.with_name(self.path.name + ".last-manifest.z")
+        return self.path.with_name(self.path.name + ".last-manifest.json")
 
     def last_manifest(self) -> tuple[str, bytes] | None:
         """The digest and canonical bytes of the last manifest uploaded (the base of the next delta),
         checked against its digest; None when there is none or it does not verify."""
         try:
-            data = zlib.decompress(self._last_path.read_bytes())
-        except (OSError, zlib.error):
+            data = self._last_path.read_bytes()   # not compressed: zlib cost more than the disk saves
+        except OSError:
             return None
         self._last_digest = "sha256:" + hashlib.sha256(data).hexdigest()
         return self._last_digest, data
@@ -104,7 +121,7 @@ class HashIndex:
         doc = {"format": _FORMAT, "entries": self._entries, "uploads": self._uploads}
         _write_atomically(self.path, json.dumps(doc, separators=(",", ":")).encode())
         if self._last is not None:
-            _write_atomically(self._last_path, zlib.compress(self._last.to_json(), 1))
+            _write_atomically(self._last_path, self._last.to_json())
             self._last = None
 
 

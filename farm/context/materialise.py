@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,7 +30,7 @@ def materialise(store: ContextStore, digest: str, dest_dir: Path, cache: BlobCac
     digest; `dest_dir` must be empty or a directory this cache materialised before (then it is
     cleaned). On failure `dest_dir` is left empty.
     """
-    manifest = load_manifest(store, digest, limits)
+    manifest = load_manifest(store, digest, limits, cache.root / "manifests")
     dest = _prepare(Path(dest_dir), cache)
     try:
         _write(store, manifest, dest, cache, workers, digest)
@@ -40,28 +41,61 @@ def materialise(store: ContextStore, digest: str, dest_dir: Path, cache: BlobCac
     return dest
 
 
-def load_manifest(store: ContextStore, digest: str, limits: Limits = _DEFAULT_LIMITS) -> ContextManifest:
+def load_manifest(store: ContextStore, digest: str, limits: Limits = _DEFAULT_LIMITS,
+                  local: Path | None = None) -> ContextManifest:
     """The manifest of context `digest` from the store, verified against its digest and judged whole
-    (paths, symlinks, modes, limits) before anything is written."""
-    manifest = _read_manifest(store, check_digest(digest), digest, 0)
+    (paths, symlinks, modes, limits) before anything is written. `local`: a directory of whole
+    manifests this worker rebuilt before, so a delta's base is read there rather than rebuilt."""
+    manifest = _read_manifest(store, check_digest(digest), digest, 0, local)
     check_manifest(manifest, limits, name=digest)
     return manifest
 
 
-def _read_manifest(store: ContextStore, hex_digest: str, digest: str, hops: int) -> ContextManifest:
-    """A whole manifest, or a delta rebuilt on its base (at most MAX_DEPTH deep); either way it must
-    hash to the digest that names it."""
+def _read_manifest(store: ContextStore, hex_digest: str, digest: str, hops: int,
+                   local: Path | None) -> ContextManifest:
+    """A whole manifest (kept in `local`, checked against its digest on every read), or a delta rebuilt
+    on its base (at most MAX_DEPTH deep); either way it must hash to the digest that names it."""
+    if local is not None:
+        try:
+            data = (local / f"{hex_digest}.json").read_bytes()
+            if hashlib.sha256(data).hexdigest() == hex_digest:
+                return ContextManifest.from_json(data)
+        except OSError:
+            pass
     data = store.get_manifest(hex_digest)
     if hashlib.sha256(data).hexdigest() == hex_digest:
+        if local is not None and hops == 0:
+            _keep(local, hex_digest, data)
         return ContextManifest.from_json(data)
     delta = parse_delta(data)
     if delta is not None and hops < MAX_DEPTH:
         base_hex, _, put, remove = delta
-        manifest = apply_delta(_read_manifest(store, base_hex, digest, hops + 1), put, remove)
-        if hashlib.sha256(manifest.to_json()).hexdigest() == hex_digest:
+        manifest = apply_delta(_read_manifest(store, base_hex, digest, hops + 1, local), put, remove)
+        whole = manifest.to_json()
+        if hashlib.sha256(whole).hexdigest() == hex_digest:
+            if local is not None and hops == 0:
+                _keep(local, hex_digest, whole)
             return manifest
     raise ContextError(f"context {digest}: the manifest in {store.url} is corrupt "
                        "(its content does not match its digest)")
+
+
+_KEEP_MANIFESTS = 64
+
+
+def _keep(local: Path, hex_digest: str, whole: bytes) -> None:
+    """Keep a rebuilt manifest (the next delta's base), and only the most recent few."""
+    try:
+        local.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=local, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as f:
+            f.write(whole)
+        os.replace(tmp, local / f"{hex_digest}.json")
+        kept = sorted(local.glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
+        for old in kept[:-_KEEP_MANIFESTS]:
+            old.unlink(missing_ok=True)
+    except OSError:
+        pass  # only a cache: the store still has everything
 
 
 def _mark(dest: Path, cache: BlobCache) -> Path:
@@ -135,10 +169,17 @@ def _mkdir(path: str) -> None:
 
 
 def _dirs(manifest: ContextManifest) -> list[str]:
+    """Every directory the manifest's paths imply, parents first."""
     out: set[str] = set()
     for e in manifest.entries:
-        parts = e.path.split("/")
-        out.update("/".join(parts[:i]) for i in range(1, len(parts)))
+        # Deepest parent first; once one is known, all of its own parents are too.
+        i = e.path.rfind("/")
+        while i > 0:
+            d = e.path[:i]
+            if d in out:
+                break
+            out.add(d)
+            i = d.rfind("/")
     return sorted(out, key=lambda d: (d.count("/"), d))
 
 

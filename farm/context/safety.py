@@ -6,7 +6,6 @@ manifest the producer made is never refused by a worker, and a crafted one is re
 
 from __future__ import annotations
 
-import re
 import stat
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -16,7 +15,6 @@ from farm.errors import ContextError
 if TYPE_CHECKING:
     from .manifest import ContextManifest
 
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 _MAX_SYMLINK_HOPS = 40  # the kernel's own limit (MAXSYMLINKS)
 _MAX_PATH = 4096
 
@@ -30,7 +28,9 @@ class Limits:
 
 
 def is_blob_hex(value: object) -> bool:
-    return isinstance(value, str) and _HEX64.fullmatch(value) is not None
+    # strip() removes every leading and trailing lowercase hex digit: nothing left means all were
+    # (a C-level scan, several times faster than the regex on the 10k digests of a manifest)
+    return isinstance(value, str) and len(value) == 64 and not value.strip("0123456789abcdef")
 
 
 def check_digest(digest: str) -> str:

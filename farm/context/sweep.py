@@ -21,7 +21,7 @@ from typing import Any, Protocol, cast
 
 from farm.errors import ContextError
 
-from .manifest import ContextManifest
+from .delta import parse_delta
 from .safety import is_blob_hex
 from .store import ContextStore, blob_key, manifest_key
 
@@ -60,9 +60,10 @@ class Sweep:
 
 
 def plan_sweep(manifests: Collection[Stored], blobs: Collection[Stored], refs: Mapping[str, set[str]],
-               live: Collection[str], cutoff: float) -> Sweep:
+               live: Collection[str], cutoff: float, bases: Mapping[str, str] | None = None) -> Sweep:
     """Manifests older than `cutoff` that no live job names go; then blobs older than `cutoff` that no
-    kept manifest names (`refs`: manifest -> its blobs; a manifest that could not be read keeps nothing)."""
+    kept manifest names (`refs`: manifest -> its blobs; a manifest that could not be read keeps nothing).
+    `bases`: a delta manifest -> the manifest it is stored against; a kept delta keeps its whole chain."""
     out = Sweep()
     kept: set[str] = set()
     for m in manifests:
@@ -72,8 +73,12 @@ def plan_sweep(manifests: Collection[Stored], blobs: Collection[Stored], refs: M
         elif m.mtime >= cutoff:
             out.kept_young += 1
             kept.add(m.name)
-        else:
-            out.manifests.append(m)
+    for name in list(kept):
+        hops = 0
+        while (name := (bases or {}).get(name, "")) and name not in kept and hops < 64:
+            kept.add(name)      # the base of a kept delta: the delta cannot be read without it
+            hops += 1
+    out.manifests = [m for m in manifests if m.name not in kept]
     needed = set().union(*(refs.get(m, set()) for m in kept)) if kept else set()
     for b in blobs:
         if b.name in needed:
@@ -86,12 +91,27 @@ def plan_sweep(manifests: Collection[Stored], blobs: Collection[Stored], refs: M
 
 
 def _refs(store: SweptStore, names: Collection[str]) -> dict[str, set[str]]:
+    from .materialise import load_manifest
+
+    out = {}
+    for name in names:
+        try:     # a delta is rebuilt on its base: its blobs are the whole context's
+            out[name] = set(load_manifest(store, f"sha256:{name}").blobs)
+        except ContextError:
+            out[name] = set()     # gone or unreadable meanwhile: it protects nothing
+    return out
+
+
+def _bases(store: SweptStore, names: Collection[str]) -> dict[str, str]:
+    """Each delta manifest's base (whole manifests have none)."""
     out = {}
     for name in names:
         try:
-            out[name] = set(ContextManifest.from_json(store.get_manifest(name)).blobs)
+            delta = parse_delta(store.get_manifest(name))
         except ContextError:
-            out[name] = set()     # gone or unreadable meanwhile: it protects nothing
+            continue
+        if delta is not None:
+            out[name] = delta[0]
     return out
 
 
@@ -101,7 +121,8 @@ def sweep(store: SweptStore, live: Collection[str], grace: float, *, now: float 
     cutoff = (time.time() if now is None else now) - grace
     blobs = list(store.list_blobs())
     manifests = list(store.list_manifests())
-    plan = plan_sweep(manifests, blobs, _refs(store, [m.name for m in manifests]), live, cutoff)
+    names = [m.name for m in manifests]
+    plan = plan_sweep(manifests, blobs, _refs(store, names), live, cutoff, _bases(store, names))
     if dry_run:
         return plan
     for m in plan.manifests:

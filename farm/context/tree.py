@@ -79,7 +79,7 @@ def update_tree(store: ContextStore, digest: str, tree: Path, cache: BlobCache, 
     """Bring the kept directory `tree` to context `digest`; the manifest is judged before anything is
     written (as `materialise` does). The caller holds the tree exclusively while it builds from it."""
     tree = tree.absolute()
-    manifest = load_manifest(store, digest, limits)
+    manifest = load_manifest(store, digest, limits, cache.root / "manifests")
     known = _read_record(tree)
     record_path(tree).unlink(missing_ok=True)  # from here until the end, the tree is not trusted
     if known is None or not tree.is_dir() or tree.is_symlink():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Callable
@@ -11,11 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .delta import MAX_DEPTH, make_delta
-from .index import HashIndex
+from .index import HashIndex, LastUpload
 from .manifest import ContextManifest
 from .store import ContextStore
 
 Progress = Callable[[int, int], None]
+MAX_BASE_AGE_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -42,11 +42,11 @@ def upload_context(store: ContextStore, root: Path, manifest: ContextManifest,
     """
     blobs = manifest.blobs
     candidates = set(blobs)
-    known = index.known_blobs(store.url) if index is not None else None
-    if known is not None and not store.has_manifest(known[0].removeprefix("sha256:")):
-        known = None
-    if known is not None:
-        candidates -= known[1]
+    last = index.last_upload(store.url) if index is not None else None
+    if last is not None and not store.has_manifest(last.digest.removeprefix("sha256:")):
+        last = None
+    if last is not None:
+        candidates -= last.blobs
     missing = sorted(store.missing(candidates)) if candidates else []
     total = sum(blobs[sha].size for sha in missing)
     done = 0
@@ -63,14 +63,18 @@ def upload_context(store: ContextStore, root: Path, manifest: ContextManifest,
                 progress(done, total)
         return n
 
+    workers = min(workers, getattr(store, "max_writers", workers))  # a store may know its best concurrency
     if len(missing) > 1 and workers > 1:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             sent = sum(pool.map(send, missing))
     else:
         sent = sum(send(sha) for sha in missing)
 
-    data, depth = _manifest_bytes(manifest, index, known, store.url)
-    store.put_manifest(manifest.digest.removeprefix("sha256:"), data)
+    if last is not None and last.digest == manifest.digest:
+        data, depth = b"", last.depth        # the store has this very manifest: nothing to send
+    else:
+        data, depth = _manifest_bytes(manifest, last)
+        store.put_manifest(manifest.digest.removeprefix("sha256:"), data)
     if index is not None:
         index.record_upload(store.url, manifest, depth)
     return UploadStats(digest=manifest.digest, files=len(manifest.entries), bytes=manifest.total_bytes,
@@ -78,18 +82,14 @@ def upload_context(store: ContextStore, root: Path, manifest: ContextManifest,
                        skipped_files=len(blobs) - len(missing))
 
 
-def _manifest_bytes(manifest: ContextManifest, index: HashIndex | None,
-                    known: tuple[str, frozenset[str]] | None, store_url: str) -> tuple[bytes, int]:
+def _manifest_bytes(manifest: ContextManifest, last: LastUpload | None) -> tuple[bytes, int]:
     """What to store under the manifest's key, and its delta depth: the difference from the last
-    manifest this index uploaded to this store when that one is still there and the chain is short,
+    manifest this checkout uploaded to this store when that one is still there and the chain is short,
     else the whole manifest."""
     whole = manifest.to_json()
-    if index is None or known is None or known[0] == manifest.digest:
+    # An old base may be swept by `farm gc` (manifests no job needs, past a grace of hours) between
+    # this check and the delta landing: only a base uploaded within the last hour is built on.
+    if last is None or last.depth + 1 > MAX_DEPTH or last.age > MAX_BASE_AGE_S:
         return whole, 0
-    depth = index.known_depth(store_url) + 1
-    last = index.last_manifest() if depth <= MAX_DEPTH else None
-    if last is None or last[0] != known[0]:
-        return whole, 0
-    base_rows = json.loads(last[1])["entries"]
-    delta = make_delta(known[0].removeprefix("sha256:"), base_rows, depth, manifest)
-    return (delta, depth) if len(delta) < len(whole) // 2 else (whole, 0)
+    delta = make_delta(last.digest.removeprefix("sha256:"), last.rows, last.depth + 1, manifest)
+    return (delta, last.depth + 1) if len(delta) < len(whole) // 2 else (whole, 0)

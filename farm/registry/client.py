@@ -271,8 +271,13 @@ class RegistryClient:
         return resp
 
     def _auth_for(self, repository: str, actions: frozenset[str]) -> tuple[Token | None, dict[str, str]]:
-        """What to send before any challenge: basic once asked for it, a cached token for bearer."""
+        """What to send: before any challenge, a login's basic credentials (one round trip instead of
+        a 401 and a retry; a bearer registry ignores them and challenges as before); after one, basic
+        once asked for it, a cached token for bearer."""
         if self._challenge is None:
+            creds = self._credentials
+            if creds is not None and creds.username and creds.password and not creds.identity_token:
+                return None, {"Authorization": "Basic " + _basic(creds)}
             return None, {}
         scheme, _ = self._challenge
         if scheme == "basic" and self._credentials is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -90,8 +91,72 @@ def test_a_tampered_delta_is_refused(setup, tmp_path: Path) -> None:
 def test_without_a_verified_base_the_manifest_goes_whole(setup) -> None:
     root, files, store, index_path = setup
     upload(root, files, store, index_path)
-    last = index_path.with_name(index_path.name + ".last-manifest.z")
+    last = index_path.with_name(index_path.name + ".last-manifest.json")
     last.write_bytes(b"damaged")
     (root / "Dockerfile").write_bytes(b"FROM scratch\n")
     m, _ = upload(root, files, store, index_path)
     assert hashlib.sha256(stored(store, m.digest)).hexdigest() == m.digest[7:]
+
+
+def test_a_worker_rebuilds_a_delta_on_its_own_copy_of_the_base_and_never_trusts_a_bad_copy(
+        setup, tmp_path: Path) -> None:
+    root, files, store, index_path = setup
+    cache = BlobCache(tmp_path / "cache", 1 << 30)
+    first, _ = upload(root, files, store, index_path)
+    materialise(store, first.digest, tmp_path / "a", cache)
+    kept = cache.root / "manifests" / f"{first.digest[7:]}.json"
+    assert kept.read_bytes() == first.to_json()
+
+    (root / "Dockerfile").write_bytes(b"FROM scratch\n")
+    second, _ = upload(root, files, store, index_path)
+    # The store's base is gone: the worker's own copy is what the delta is rebuilt on.
+    (store.root / manifest_key(first.digest[7:])).rename(tmp_path / "moved")
+    out = materialise(store, second.digest, tmp_path / "b", cache)
+    assert snapshot(out)["Dockerfile"][1] == hashlib.sha256(b"FROM scratch\n").hexdigest()
+
+    # A damaged copy is not used: with the store's base back, the result is the same.
+    (tmp_path / "moved").rename(store.root / manifest_key(first.digest[7:]))
+    kept.write_bytes(kept.read_bytes().replace(b"Dockerfile", b"Dockerfilf"))
+    (cache.root / "manifests" / f"{second.digest[7:]}.json").unlink()
+    shutil.rmtree(tmp_path / "b")
+    out = materialise(store, second.digest, tmp_path / "b", cache)
+    assert "Dockerfile" in snapshot(out)
+
+
+def test_gc_keeps_the_base_chain_of_a_kept_delta() -> None:
+    from farm.context.sweep import Stored, plan_sweep
+
+    old, young = 0.0, 100.0
+    manifests = [Stored("a" * 64, 10, old), Stored("b" * 64, 10, old), Stored("c" * 64, 10, young),
+                 Stored("d" * 64, 10, old)]
+    bases = {"c" * 64: "b" * 64, "b" * 64: "a" * 64}     # c is a delta on b, itself a delta on a
+    plan = plan_sweep(manifests, [], {}, live=set(), cutoff=50.0, bases=bases)
+    assert [m.name for m in plan.manifests] == ["d" * 64]
+
+
+def test_a_delta_is_built_only_on_a_recent_base(setup) -> None:
+    root, files, store, index_path = setup
+    upload(root, files, store, index_path)
+    doc = json.loads(index_path.read_text())
+    for rec in doc["uploads"].values():
+        rec[2] -= 2 * 3600                                      # the base was uploaded two hours ago
+    index_path.write_text(json.dumps(doc))
+    (root / "Dockerfile").write_bytes(b"FROM scratch\n")
+    m, _ = upload(root, files, store, index_path)
+    assert hashlib.sha256(stored(store, m.digest)).hexdigest() == m.digest[7:]   # whole
+
+
+def test_a_sweep_with_a_live_delta_leaves_a_context_that_still_materialises(setup, tmp_path: Path) -> None:
+    import time
+
+    from farm.context.sweep import open_swept_store, sweep
+
+    root, files, store, index_path = setup
+    first, _ = upload(root, files, store, index_path)
+    (root / "src/app/main.py").write_bytes(b"print('live')\n")
+    second, _ = upload(root, files, store, index_path)
+    assert parse_delta(stored(store, second.digest)) is not None
+    swept = sweep(open_swept_store(store.url), {second.digest[7:]}, 3600, now=time.time() + 2 * 86400)
+    assert first.digest[7:] not in {m.name for m in swept.manifests}
+    out = materialise(store, second.digest, tmp_path / "t", BlobCache(tmp_path / "cache", 1 << 30))
+    assert "src/app/main.py" in snapshot(out) and "Dockerfile" in snapshot(out)
