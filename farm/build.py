@@ -96,10 +96,7 @@ def jobs_for(project: Project, build: PlannedBuild, context: UploadStats, settin
             if provider else [],
             kube_context=provider.context if provider else None,
             kaniko=build.kaniko,
-<<<<<<< HEAD
-=======
             buildkit=build.buildkit,
->>>>>>> main
             steps=_steps(build),
         )
         for platform in groups
