@@ -165,7 +165,8 @@ def _run(task: Task, job_id: str, ref: str, subject: dict[str, str], work: Work,
     if start.previous == "started":
         log(f"farm: {store.get(job_id).get('lost', 'the previous worker was lost')}; attempt {start.attempt}")
     if start.attempt > settings.retries + 1:
-        message = f"gave up after {start.attempt - 1} attempts: {store.get(job_id).get('lost', '')}"
+        record = store.get(job_id)      # the last attempt's end: a lost worker, or a retried failure
+        message = f"gave up after {start.attempt - 1} attempts: {record.get('lost') or record.get('error') or ''}"
         _end(store, job_id, owner, ref, "failed", error=message, error_type="LostWorker", retryable=0)
         on_failed(message)
         on_end()
