@@ -88,8 +88,9 @@ def main() -> None:
     env = stack_env()
     base = env["FARM_BROKER_URL"].rsplit("/", 1)[0]
     os.environ.update(FARM_BROKER_URL=f"{base}/{DBS[0]}", FARM_RESULT_BACKEND=f"{base}/{DBS[1]}")
+    admin = env.get("FARM_REDIS_ADMIN_URL", base)          # FLUSHDB is an admin command (Redis ACLs)
     for db in DBS:
-        redis.Redis.from_url(f"{base}/{db}").flushdb()
+        redis.Redis.from_url(f"{admin}/{db}").flushdb()
     r = redis.Redis.from_url(os.environ["FARM_BROKER_URL"], decode_responses=True)
     settings = Settings()
     queue = queue_for("local-docker", "linux/amd64")
@@ -134,7 +135,7 @@ def main() -> None:
             announcer.join(timeout=10)
         sent = sum(r.llen(f"{queue}{suffix}") for suffix in ("", "\x06\x163"))
         for db in DBS:                                        # nobody will run these
-            redis.Redis.from_url(f"{base}/{db}").flushdb()
+            redis.Redis.from_url(f"{admin}/{db}").flushdb()
 
         # pick-up latency with idle workers
         waits, starts = [], []

@@ -120,6 +120,14 @@ def check_broker(client: redis.Redis, url: str) -> None:
                           "Is the stack up? (`farm stack up`, then `eval \"$(farm stack env)\"`)") from None
 
 
+def with_auth(url: str, auth: str) -> str:
+    """`url` connecting as `auth` (`user:password`) instead of the user it names, if any."""
+    if not auth:
+        return url
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme}{sep}{auth}@{rest.rpartition('@')[2]}" if sep else url
+
+
 def _safe_url(url: str) -> str:
     """A broker URL with any password removed, for messages."""
     if "@" in url:

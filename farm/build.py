@@ -96,10 +96,22 @@ def jobs_for(project: Project, build: PlannedBuild, context: UploadStats, settin
             if provider else [],
             kube_context=provider.context if provider else None,
             kaniko=build.kaniko,
+            buildkit=build.buildkit,
+            steps=_steps(build),
         )
         for platform in groups
     ]
     return requests, merge
+
+
+def _steps(build: PlannedBuild) -> list[str]:
+    from farm import dockerfile
+
+    try:
+        text = (build.action.source_dir / (build.action.spec.dockerfile or "Dockerfile")).read_text()
+    except (OSError, UnicodeDecodeError):
+        return []             # the build itself reports a missing Dockerfile
+    return dockerfile.steps(text)
 
 
 @dataclass(frozen=True)
@@ -158,7 +170,7 @@ class Followed:
 
 def submit(app: Celery, jobs: JobStore, requests: Sequence[BuildRequest], merge: MergeRequest | None,
            skipped: Collection[str] = (), secrets: dict[str, str] | None = None,
-           who: Submission | None = None) -> list[Followed]:
+           who: Submission | None = None, sealing_key: str = "") -> list[Followed]:
     """Claim each ref; a new claim waits in its queue's waiting room and admission sends what there is
     room for; a ref already being built is followed instead (single flight). The merge goes when the
     last of its platforms is pushed (`skipped`: platforms the registry already had count as pushed)."""
@@ -170,8 +182,13 @@ def submit(app: Celery, jobs: JobStore, requests: Sequence[BuildRequest], merge:
     recorded: dict[str, str | float | None] = {**who.fields(), "queued_at": now}
     for req in requests:
         queue = queue_for(req.mode, req.platform)
-        # Secrets first: a job is dispatched (by anyone) as soon as it is claimed.
-        jobs.put_secrets(req.job_id, secrets or {}, SECRETS_TTL)
+        # Secrets first: a job is dispatched (by anyone) as soon as it is claimed. Sealed for the
+        # workers: Redis (and its AOF and RDB files) never holds a value in plaintext.
+        if secrets:
+            from farm import sealing
+
+            jobs.put_secrets(req.job_id, {"sealed": sealing.seal(sealing_key or _sealing_key(jobs), secrets,
+                                                                 req.job_id)}, SECRETS_TTL)
         job_id, new = jobs.claim(
             req.image, req.job_id, admit=Admission(queue, who.namespace or req.project, who.priority), force=who.force,
             branch_key=keys.branch(req.project, req.build, who.branch) if who.branch else "",
@@ -181,17 +198,33 @@ def submit(app: Celery, jobs: JobStore, requests: Sequence[BuildRequest], merge:
             jobs.drop_secrets(req.job_id)
         out.append(Followed(req, job_id, not new, queue))
     if merge is not None:
-        job_id, new = jobs.claim(
-            merge.image, merge.job_id, admit=None, force=who.force,
-            branch_key=keys.branch(merge.project, merge.build, who.branch) if who.branch else "",
-            build=merge.build, version=merge.version, platform="index", image=merge.image, project=merge.project,
-            queue=MERGE_QUEUE, platforms=",".join(merge.platform_images), request=merge.model_dump_json(),
-            **recorded)
+        def claim_merge(force: bool) -> tuple[str, bool]:
+            return jobs.claim(
+                merge.image, merge.job_id, admit=None, force=force,
+                branch_key=keys.branch(merge.project, merge.build, who.branch) if who.branch else "",
+                build=merge.build, version=merge.version, platform="index", image=merge.image,
+                project=merge.project, queue=MERGE_QUEUE, platforms=",".join(merge.platform_images),
+                request=merge.model_dump_json(), **recorded)
+
+        job_id, new = claim_merge(who.force)
+        shared = jobs.get(job_id) if not new else {}
+        if shared.get("status") in keys.ENDED and shared.get("platforms") != ",".join(merge.platform_images):
+            # The ref was just built for other platforms (say, one platform alone, under the same
+            # tag): its result is not this index, so this merge is a job of its own.
+            job_id, new = claim_merge(True)
         if new and jobs.fanin(merge.image, skipped) == merge.job_id:
             admission.send_merge(app, merge, MERGE_QUEUE)
         out.append(Followed(merge, job_id, not new, MERGE_QUEUE))
     admission.dispatch(app, jobs)
     return out
+
+
+def _sealing_key(jobs: JobStore) -> str:
+    key = jobs.sealing_key()
+    if not key:
+        raise BrokerError("build secrets are sealed for the workers, but no worker has announced the farm's "
+                          "sealing key yet and FARM_SEALING_PUBLIC_KEY is not set: start a worker (farm worker)")
+    return key
 
 
 def supersede(jobs: JobStore, project: str, build: str, who: Submission, followed: Sequence[Followed] = ()
@@ -260,7 +293,8 @@ def _tell(f: Followed, record: dict[str, str], workers: list[fleet.WorkerInfo] |
     status = record.get("status")
     if status == "queued" and workers is not None and f.platform != "index":
         queued_for = time.time() - float(record.get("queued_at") or time.time())
-        reason = fleet.why_waiting(f.queue, workers) if queued_for > WAITING_AFTER_S else None
+        reason = (fleet.why_waiting(f.queue, workers) or record.get("refused") or None) \
+            if queued_for > WAITING_AFTER_S else None
         if reason and reason != record.get("waiting"):
             jobs.update(f.job_id, waiting=reason)
             say(f"{what} is waiting: {reason}")
@@ -470,7 +504,7 @@ def _run(plan: Plan, settings: Settings, clients: Clients, *, force: bool, wait:
             app, jobs = broker.connect()
             mine = replace(who, namespace=who.namespace or namespace_of(project, b))
             sent = submit(app, jobs, requests, merge, skipped=status.platforms, secrets=dict(b.action.spec.secrets),
-                          who=mine)
+                          who=mine, sealing_key=settings.sealing_public_key)
             for f in sent:
                 verb = "following" if f.shared else "queued"
                 say(f"{b.name}: {verb} {f.platform} as job {f.job_id}"

@@ -1,5 +1,6 @@
 """The images a Dockerfile pulls: `FROM` lines (and `COPY --from=<image>`), with ARG defaults and
-build args substituted; `scratch` and the names of earlier stages are not images (pure)."""
+build args substituted; `scratch` and the names of earlier stages are not images (pure). And its
+steps, for a worker to tell whether it can build them for a foreign platform."""
 
 from __future__ import annotations
 
@@ -82,3 +83,17 @@ def base_images(text: str, build_args: Mapping[str, str | None] | None = None) -
             for flag in re.findall(r"--(?:from|mount=[^ ]*?\bfrom)=([^\s,]+)", rest):
                 add(substitute(flag, global_args))
     return images
+
+
+def steps(text: str) -> list[str]:
+    """The instructions' keywords in order; a FROM as `FROM scratch` or `FROM image` (what a worker
+    needs to know: does a foreign-platform build run anything, or start from nothing?)."""
+    out = []
+    for line in _lines(text):
+        keyword = line.partition(" ")[0].upper()
+        if keyword == "FROM":
+            words = [w for w in line.split()[1:] if not w.startswith("--")]
+            out.append("FROM scratch" if words and words[0].lower() == "scratch" else "FROM image")
+        else:
+            out.append(keyword)
+    return out

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict
 from farm import keys
 from farm.errors import BrokerError
 from farm.images import CacheRef
+from farm.in_cluster import BuildkitOptions
 from farm.kaniko import KanikoOptions
 
 if TYPE_CHECKING:
@@ -84,10 +85,14 @@ class BuildRequest(BaseModel):
     cache: list[CacheRef] = []      # resolved registry caches, in import order
     secret_ids: list[str] = []      # spec.secrets keys; the values travel apart (JobStore.put_secrets)
     kaniko: KanikoOptions | None = None  # kaniko mode: merged flags, cache repo, namespace, Pod settings
+    buildkit: BuildkitOptions | None = None  # cluster-buildkit in a cluster: the Deployment's settings
     # The provider's imagePullSecrets, as references only: the worker reads them from the cluster
     # (its kubeconfig at `kube_context`, or its in-cluster identity) right before the build.
     pull_secrets: list[PullSecretRef] = []
     kube_context: str | None = None
+    # The Dockerfile's steps (farm.dockerfile.steps): whether a worker can build them for a foreign
+    # platform. Empty: not known (the worker builds, and the pushed image's platform is checked).
+    steps: list[str] = []
 
 
 Job = BuildRequest | MergeRequest
@@ -369,6 +374,13 @@ class JobStore:
                 pipe.expire(keys.secrets(job_id), ttl)
                 pipe.execute()
             self.call(write)
+
+    def sealing_key(self) -> str:
+        """The public sealing key the workers announced ('' when none has)."""
+        return str(self.call(lambda: self.redis.get(keys.SEALING_KEY)) or "")
+
+    def announce_sealing_key(self, public: str) -> None:
+        self.call(lambda: self.redis.set(keys.SEALING_KEY, public))
 
     def secrets(self, job_id: str) -> dict[str, str]:
         return dict(self.call(lambda: self.redis.hgetall(keys.secrets(job_id))))

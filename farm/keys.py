@@ -115,6 +115,10 @@ def job_of_log(key: str) -> str:
     return key.removeprefix(f"{PREFIX}log:")
 
 
+# The public half of the farm's sealing key (farm.sealing), announced by every worker.
+SEALING_KEY = f"{PREFIX}sealing-key"
+
+
 def secrets(job_id: str) -> str:
     return f"{PREFIX}secrets:{job_id}"
 

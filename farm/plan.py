@@ -17,6 +17,7 @@ from typing import Any
 
 from farm.errors import ConfigError, UsageError
 from farm.garden import BuildAction, GitInfo, KubernetesProvider, Project, check_project, graph, load_project
+from farm.in_cluster import BuildkitOptions, buildkit_options
 from farm.kaniko import KanikoOptions, options_for
 from farm.images import CacheRef, ImageOutputs, build_args, cache_refs, image_outputs, platform_tag
 from farm.version import BuildVersion, compute_versions
@@ -103,6 +104,7 @@ class PlannedBuild:
     depends_on: tuple[str, ...] = ()
     one_call: bool = False              # all platforms in one cluster-buildkit call, no per-platform jobs
     kaniko: KanikoOptions | None = None  # kaniko mode: the executor's resolved flags and Pod settings
+    buildkit: BuildkitOptions | None = None  # cluster-buildkit: the in-cluster Deployment's settings
 
     @property
     def name(self) -> str:
@@ -165,8 +167,11 @@ def _planned(project: Project, action: BuildAction, provider: KubernetesProvider
     kaniko = None
     if mode == "kaniko" and provider is not None:
         kaniko = options_for(action, provider, project_namespace(project), outputs.deployment_image_name)
+    buildkit = None
+    if mode == "cluster-buildkit" and provider is not None:
+        buildkit = buildkit_options(provider, project_namespace(project))
     return PlannedBuild(
-        action=action, provider=provider, mode=mode, version=version, kaniko=kaniko,
+        action=action, provider=provider, mode=mode, version=version, kaniko=kaniko, buildkit=buildkit,
         outputs=outputs,
         platforms=tuple(platforms) or tuple(action.spec.platforms) or (DEFAULT_PLATFORM,),
         insecure=insecure, build_args=build_args(action, version.version_string),

@@ -59,7 +59,17 @@ class Settings(BaseModel):
     # Where registry credentials live (a docker config.json); never passed through the queue.
     docker_config: Path = Field(default_factory=lambda: Path(os.path.expanduser("~/.docker")))
     docker_host: str = "unix:///var/run/docker.sock"
+    # May carry Flower's basic-auth login (`http://user:password@host:port`, as `farm stack env` gives
+    # it); messages show `public_flower_url`.
     flower_url: str = "http://127.0.0.1:5555"
+    # A worker's own Redis ACL user (`user:password`): `farm worker` connects with it to the broker
+    # and result backend named by FARM_BROKER_URL / FARM_RESULT_BACKEND (producers use theirs).
+    worker_redis_auth: str = Field(default="", repr=False)
+    # Build secrets are sealed for the workers (farm.sealing): producers need the public key (else
+    # the one the workers announce in Redis), workers the private key file (the same on all of them;
+    # default: made under the worker directory).
+    sealing_public_key: str = ""
+    sealing_key_file: Path | None = None
     # cluster-buildkit: where the worker's buildkitd listens (the stack exports it).
     buildkit_host: str = ""
     buildctl: str = "buildctl"
@@ -72,6 +82,8 @@ class Settings(BaseModel):
     kubeconfig: str = ""
     # kubernetes runtime: a build Pod no node took within this many seconds fails with the scheduler's reason.
     kube_schedule_timeout: float = 60.0
+    # cluster-buildkit on the local stack's node: the node-network port its buildkitd listens on (127.0.0.1).
+    cluster_buildkit_port: int = 1234
     # Several platforms: one job per platform on per-arch pools ("fan-out"), or, for cluster-buildkit
     # without per-arch pools, one emulated buildctl call for all of them ("one-call").
     multi_platform: Literal["fan-out", "one-call"] = "fan-out"
@@ -104,6 +116,12 @@ class Settings(BaseModel):
     # Job records, logs and the job history are kept this many days.
     history_days: float = 7
     metrics_url: str = "http://127.0.0.1:9808/metrics"
+
+    @property
+    def public_flower_url(self) -> str:
+        """The Flower URL without its login, for messages."""
+        scheme, sep, rest = self.flower_url.partition("://")
+        return f"{scheme}{sep}{rest.rpartition('@')[2]}" if sep else self.flower_url
 
     @property
     def context_store_url(self) -> str:

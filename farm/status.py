@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from farm.plan import PlannedBuild
 from farm.registry import Reference, RegistryClient, open_client, parse_reference
 from farm.registry.manifests import INDEX_TYPES, index_platforms
+from farm.registry.platforms import image_platforms, mismatches
 from farm.settings import Settings
 
 
@@ -65,6 +66,8 @@ def check_status(build: PlannedBuild, settings: Settings, clients: Clients | Non
     for platform, image in build.platform_images.items():
         pref = parse_reference(image)
         pinfo = client.head_manifest(pref.repository, pref.ref)
-        if pinfo is not None:
+        # A per-platform tag counts only when its image is for that platform (an older farm
+        # could push one platform's image under another's tag): a wrong one is built again.
+        if pinfo is not None and not mismatches([platform], image_platforms(client, pref.repository, pinfo.digest)):
             done[platform] = pinfo.digest
     return Status(digest=None, platforms=done)

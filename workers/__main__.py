@@ -11,7 +11,7 @@ import os
 import sys
 
 from farm.admission import parse_caps
-from farm.broker import MERGE_QUEUE, MODES, machine_platform, queue_for
+from farm.broker import MERGE_QUEUE, MODES, machine_platform, queue_for, with_auth
 from farm.settings import get_settings
 from workers.builders import BUILDERS
 from workers.capabilities import modes
@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> None:
     queues = [queue_for(m, p) for m in serving for p in args.platform or [machine_platform()]] + [MERGE_QUEUE]
     print(f"farm worker: serving {', '.join(queues)}", file=sys.stderr)
     env = {**os.environ, "FARM_WORKER_QUEUES": ",".join(queues)}
+    # The worker's own Redis user, on the broker and backend its environment names.
+    for var, url in (("FARM_BROKER_URL", settings.broker_url), ("FARM_RESULT_BACKEND", settings.result_backend)):
+        env[var] = with_auth(url, settings.worker_redis_auth)
     celery = [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", ",".join(queues), "-E",
               "-c", str(args.concurrency), "-n", args.name, f"--loglevel={args.loglevel}"]
     os.execvpe(celery[0], celery, env)

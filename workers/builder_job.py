@@ -60,6 +60,7 @@ class BuilderJob:
     # A containerised builder (kaniko): argv runs in this image, with the context at `context_mount`
     # and the worker's registry credentials at `docker_config_mount`, both read-only.
     image: str | None = None
+    docker_config: str | None = None           # the build's docker config dir (else the worker's)
     context_mount: str = "/workspace"
     docker_config_mount: str = "/kaniko/.docker"
     placement: Placement = Placement()

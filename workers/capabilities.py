@@ -10,7 +10,9 @@ import shutil
 import socket
 import subprocess
 from collections.abc import Sequence
+from pathlib import Path
 
+from farm.registry.manifests import same_platform
 from farm.settings import Settings
 
 
@@ -38,6 +40,10 @@ def missing(mode: str, settings: Settings) -> str | None:
             return f"no Docker engine answers at {settings.docker_host}"
         return None
     if mode == "cluster-buildkit":
+        if settings.runtime == "kubernetes":        # buildkitd in the project namespace, buildctl here
+            if shutil.which(settings.buildctl) is None:
+                return f"no buildctl ({settings.buildctl})"
+            return _kube_missing(settings)
         if not settings.buildkit_host:
             return "BUILDKIT_HOST is not set"
         if shutil.which(settings.buildctl) is None:
@@ -52,7 +58,11 @@ def _kaniko_missing(settings: Settings) -> str | None:
     """kaniko runs the executor image in a container: the image must be known and reachable."""
     if not settings.kaniko_image:
         return "no executor image (FARM_KANIKO_IMAGE; `farm stack up --project DIR` builds one)"
-    if settings.runtime != "kubernetes" and not _docker_answers(settings.docker_host):
+    if settings.runtime == "kubernetes":
+        problem = _kube_missing(settings)
+        if problem:
+            return problem
+    elif not _docker_answers(settings.docker_host) and not settings.kubeconfig:
         return f"no Docker engine answers at {settings.docker_host} to run the executor in"
     from farm.errors import FarmError
     from farm.registry import open_client
@@ -65,6 +75,20 @@ def _kaniko_missing(settings: Settings) -> str | None:
     except (FarmError, OSError) as exc:
         return f"the executor image {settings.kaniko_image} could not be looked up: {str(exc).splitlines()[0]}"
     return None if found else f"the executor image {settings.kaniko_image} is not in its registry"
+
+
+def _kube_missing(settings: Settings) -> str | None:
+    """The kubernetes runtime needs a kubeconfig whose API server answers."""
+    if not settings.kubeconfig:
+        return "FARM_RUNTIME=kubernetes but no KUBECONFIG"
+    try:
+        from kubernetes import client, config
+
+        with config.new_client_from_config(config_file=settings.kubeconfig) as api:
+            client.VersionApi(api).get_code(_request_timeout=10)
+    except Exception as exc:  # noqa: BLE001 - any failure means: not usable, and why
+        return f"the cluster of {settings.kubeconfig} does not answer: {str(exc).splitlines()[0][:200]}"
+    return None
 
 
 def _local(image: str) -> bool:
@@ -82,3 +106,46 @@ def modes(settings: Settings, wanted: Sequence[str]) -> tuple[list[str], dict[st
         else:
             why[mode] = problem
     return found, why
+
+
+# --- foreign platforms ---------------------------------------------------------------------------
+
+_QEMU = {"amd64": "x86_64", "arm64": "aarch64", "arm": "arm", "386": "i386", "ppc64le": "ppc64le",
+         "s390x": "s390x", "riscv64": "riscv64", "mips64le": "mips64el"}
+
+
+def emulation(platform: str, binfmt: Path = Path("/proc/sys/fs/binfmt_misc")) -> bool:
+    """Whether this kernel runs `platform`'s binaries through a registered qemu (binfmt_misc)."""
+    arch = (platform.split("/") + ["", ""])[1]
+    entry = binfmt / f"qemu-{_QEMU.get(arch, arch)}"
+    try:
+        return entry.read_text().startswith("enabled")
+    except OSError:
+        return False
+
+
+def foreign_reason(mode: str, platform: str, machine: str, steps: Sequence[str], emulated: bool) -> str | None:
+    """None when this worker can build `steps` for `platform`, else why it cannot (pure).
+
+    Its own platform, always. A foreign one: local-docker's classic builder writes a file-only image
+    (FROM scratch, COPY, ADD) for any platform, but commits every other step (ARG, LABEL, ENV ...) as
+    this machine's platform, and runs RUN natively: it needs a real base image of that platform and
+    emulation. BuildKit and kaniko write metadata for any platform and need emulation only to RUN.
+    Unknown steps (an older producer): it builds, and the pushed image's platform is checked."""
+    if not steps or same_platform(platform, machine):
+        return None
+    kinds = {s.split()[0] for s in steps}
+    from_scratch = all(s == "FROM scratch" for s in steps if s.startswith("FROM"))
+    arch = platform.split("/")[1] if "/" in platform else platform
+    if mode == "local-docker":
+        if kinds <= {"FROM", "COPY", "ADD"} and from_scratch:
+            return None
+        if emulated and not from_scratch:
+            return None
+        why = ("the classic builder commits ARG, LABEL and other steps over scratch as this machine's "
+               "platform" if from_scratch else f"no emulation for {arch} (binfmt_misc qemu-{_QEMU.get(arch, arch)})")
+    else:
+        if "RUN" not in kinds or emulated:
+            return None
+        why = f"RUN steps need emulation for {arch} (binfmt_misc qemu-{_QEMU.get(arch, arch)}), and there is none"
+    return f"this worker ({machine}) cannot build {mode} for {platform}: {why}; it waits for a {platform} worker"

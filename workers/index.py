@@ -10,6 +10,7 @@ from farm.errors import PermanentBuildError
 from farm.jobs import MergeRequest
 from farm.registry import open_client, parse_reference
 from farm.registry.manifests import OCI_INDEX, IndexEntry, image_index
+from farm.registry.platforms import image_platforms, mismatches
 
 
 def push_index(req: MergeRequest, docker_config: Path, log: Callable[[str], None]) -> str:
@@ -26,6 +27,10 @@ def push_index(req: MergeRequest, docker_config: Path, log: Callable[[str], None
             if got is None:
                 raise PermanentBuildError(f"{platform}: {image} is not in the registry")
             info, _ = got
+            # Never an index entry whose image disagrees with the platform it is listed under.
+            wrong = mismatches([platform], image_platforms(client, ref.repository, info.digest))
+            if wrong:
+                raise PermanentBuildError(f"{image}: {'; '.join(wrong)}, not {platform}; the index was not pushed")
             entries.append(IndexEntry(platform, info.digest, info.media_type, info.size))
             log(f"index: {platform} -> {info.digest}")
         digest = client.put_manifest(target.repository, target.ref, image_index(entries), OCI_INDEX)

@@ -105,16 +105,24 @@ def buildkit_deployment(
     resources: Mapping[str, Mapping[str, str]] = DEFAULT_RESOURCES,
     image_pull_secrets: Sequence[str] = (),
     util_image_registry_domain: str = "docker.io",
+    host_network: bool = False,
+    tcp_address: str = f"tcp://0.0.0.0:{BUILDKIT_PORT}",
+    state_volume: bool = False,
 ) -> Manifest:
-    """Deployment `garden-buildkit`: one buildkitd, Recreate, privileged or rootless (§5.2)."""
+    """Deployment `garden-buildkit`: one buildkitd, Recreate, privileged or rootless (§5.2).
+
+    `host_network` with a loopback `tcp_address`: for a registry only the node's loopback reaches (the
+    local stack); `state_volume`: buildkitd's state on an emptyDir, not on the container's overlay root
+    (overlayfs snapshots cannot stack on an overlay root)."""
     registry = util_image_registry_domain.rstrip("/")
     labels = {"app": BUILDKIT_DEPLOYMENT}
-    tcp = f"tcp://0.0.0.0:{BUILDKIT_PORT}"
+    tcp = tcp_address
     container: dict[str, Any] = {
         "name": BUILDKIT_CONTAINER,
         "image": f"{registry}/{BUILDKIT_IMAGE}",
         "args": ["--addr", "unix:///run/buildkit/buildkitd.sock", "--addr", tcp],
-        "ports": [{"name": "buildkitd", "containerPort": BUILDKIT_PORT, "protocol": "TCP"}],
+        # on the host network the container port is the node's: the one buildkitd listens on
+        "ports": [{"name": "buildkitd", "containerPort": int(tcp.rsplit(":", 1)[1]), "protocol": "TCP"}],
         "readinessProbe": {
             "exec": {"command": ["buildctl", "debug", "workers"]},
             "initialDelaySeconds": 3,
@@ -134,6 +142,10 @@ def buildkit_deployment(
             "runAsUser": 1000, "runAsGroup": 1000, "seccompProfile": {"type": "Unconfined"}}
         pod_annotations.update(ROOTLESS_ANNOTATIONS)
 
+    if state_volume:
+        state_dir = "/home/user/.local/share/buildkit" if rootless else "/var/lib/buildkit"
+        container["volumeMounts"].append({"name": "buildkit-state", "mountPath": state_dir})
+
     pod_spec: dict[str, Any] = {
         "serviceAccountName": BUILDER_SERVICE_ACCOUNT,
         "containers": [container],
@@ -147,6 +159,11 @@ def buildkit_deployment(
     }
     if node_selector:
         pod_spec["nodeSelector"] = dict(node_selector)
+    if state_volume:
+        pod_spec["volumes"].append({"name": "buildkit-state", "emptyDir": {}})
+    if host_network:
+        pod_spec["hostNetwork"] = True
+        pod_spec["dnsPolicy"] = "ClusterFirstWithHostNet"
 
     template_metadata: dict[str, Any] = {"labels": dict(labels)}
     if pod_annotations:

@@ -14,10 +14,11 @@ import threading
 import time
 from typing import Any
 
-from farm import admission, fleet
+from farm import admission, fleet, sealing
 from farm.broker import redis_client
 from farm.jobs import JobStore
 from farm.settings import get_settings
+from workers import keyring
 
 INTERVAL = 5.0
 _stop = threading.Event()
@@ -48,6 +49,7 @@ def start(app: Any, hostname: str | None, concurrency: int = 1) -> None:
     store = JobStore(client, reconnect_s=1, ttl=settings.history_ttl)
     policy = admission.policy(settings.namespace_cap, admission.parse_caps(settings.namespace_caps))
     info = _info
+    public = sealing.public_text(keyring.sealing_key())
 
     heartbeat = os.environ.get("FARM_HEARTBEAT_FILE", "")
 
@@ -55,6 +57,7 @@ def start(app: Any, hostname: str | None, concurrency: int = 1) -> None:
         while not _stop.is_set():
             try:
                 fleet.announce(client, info, policy)
+                store.announce_sealing_key(public)    # producers seal build secrets with it
                 admission.maintain(app, store)
             except Exception:  # noqa: BLE001 - Redis restarting: try again next beat
                 logger.debug("farm: presence beat failed", exc_info=True)

@@ -28,19 +28,22 @@ from typing import Any
 
 from celery import Task
 
-from farm import admission, keys
-from farm.broker import MERGE_QUEUE, TASK_BUILD_PLATFORM, TASK_MERGE_INDEX, platform_slug, redis_client
+from farm import admission, keys, sealing
+from farm.broker import MERGE_QUEUE, TASK_BUILD_PLATFORM, TASK_MERGE_INDEX, machine_platform, platform_slug, redis_client
 from farm.context import BlobCache, Limits, materialise, open_store, update_tree
 from farm.errors import BuildStopped, FarmError, PermanentBuildError
 from farm.jobs import BuildRequest, JobStore, MergeRequest
 from farm.registry import ecr, open_client
+from farm.registry.platforms import image_platforms, mismatches
+from workers import capabilities, keyring
 from workers.app import app, settings
 from workers.builder_job import Workspace
 from workers.builders import builder_for
 from workers.index import push_index
 from workers.lease import Lease
 from workers.pull_secrets import build_docker_config_dir
-from workers.runtimes import runtime_for
+from workers.runtimes import container_runtime, runtime_for
+from workers.runtimes.kubernetes import buildkit_for
 
 _jobs: JobStore | None = None
 _cache: BlobCache | None = None
@@ -75,6 +78,7 @@ def build_platform(self: Task, request: dict[str, Any]) -> dict[str, Any]:
     """Build one Build for one platform, push it, and return its digest."""
     req = BuildRequest.model_validate(request)
     subject = {"build": req.build, "platform": req.platform, "job_id": req.job_id, "ref": req.image}
+    _wait_if_foreign(self, req)
     digest = _run(self, req.job_id, req.image, subject, lambda log, stop: _build(req, log, stop),
                   on_end=lambda: jobs().drop_secrets(req.job_id),
                   on_failed=lambda error: _merge_fails(req, error),
@@ -82,6 +86,19 @@ def build_platform(self: Task, request: dict[str, Any]) -> dict[str, Any]:
     if digest and req.index:
         _fan_in(req.index, req.platform)
     return {"job_id": req.job_id, "image": req.image, "digest": digest, "platform": req.platform}
+
+
+def _wait_if_foreign(task: Task, req: BuildRequest) -> None:
+    """A foreign platform this worker cannot really build goes back to its queue, for a worker of that
+    platform; the reason is on the job (`farm build` and `farm status` show it). Never a wrong image."""
+    why = capabilities.foreign_reason(req.mode, req.platform, machine_platform(), req.steps,
+                                      capabilities.emulation(req.platform))
+    if why is None or jobs().get(req.job_id).get("status") in keys.ENDED:
+        return
+    if jobs().get(req.job_id).get("refused") != why:
+        jobs().update(req.job_id, refused=why)
+        jobs().log(req.job_id, f"farm: {why}")
+    raise task.retry(countdown=5, max_retries=None, shadow=admission.shadow(req))
 
 
 @app.task(bind=True, name=TASK_MERGE_INDEX)
@@ -234,9 +251,13 @@ def workspace(req: BuildRequest, log: Callable[[str], None]) -> Iterator[Workspa
             how = "whole, fresh directory"
         log(f"context {req.context} materialised ({how}; {time.monotonic() - t0:.2f} s)")
         # The build's private docker config goes in the scratch directory: never into a kept tree.
+        buildkit_host = settings.buildkit_host
+        if req.mode == "cluster-buildkit" and req.buildkit is not None and \
+                container_runtime(settings.runtime, settings.kubeconfig, req.buildkit.kube_context) == "kubernetes":
+            buildkit_host = buildkit_for(req.buildkit, req.image, settings, log)
         with build_docker_config_dir(req, settings.docker_config, Path(context), scratch) as docker_config:
             yield Workspace(context_dir=str(context), docker_config=docker_config,
-                            buildkit_host=settings.buildkit_host, buildctl=settings.buildctl,
+                            buildkit_host=buildkit_host, buildctl=settings.buildctl,
                             arg_env=dict(os.environ), kaniko_image=settings.kaniko_image)
     finally:
         if lock is not None:
@@ -264,7 +285,7 @@ def _try_lock(tree: Path) -> int | None:
 
 def _build(req: BuildRequest, log: Callable[[str], None], stop: threading.Event) -> str:
     builder = builder_for(req.mode)
-    values = jobs().secrets(req.job_id)
+    values = _open_secrets(req)
     missing = sorted(set(req.secret_ids) - set(values))
     if missing:
         raise PermanentBuildError(f"the values of build secrets {', '.join(missing)} are gone "
@@ -272,25 +293,70 @@ def _build(req: BuildRequest, log: Callable[[str], None], stop: threading.Event)
     secrets = builder.secret_env(values)
     lines: list[str] = []
     with workspace(req, log) as ws:
-        for job in builder.jobs(req, ws):
-            # Looked at right before each step, so a push never starts after a cancel was asked.
-            if jobs().cancel_requested(req.job_id):
-                raise BuildStopped(f"cancelled before `{' '.join(job.argv[:2])}`")
-            log("$ " + " ".join(job.argv))
-            seen: list[str] = []
+        try:
+            for job in builder.jobs(req, ws):
+                # Looked at right before each step, so a push never starts after a cancel was asked.
+                if jobs().cancel_requested(req.job_id):
+                    raise BuildStopped(f"cancelled before `{' '.join(job.argv[:2])}`")
+                log("$ " + " ".join(job.argv))
+                seen: list[str] = []
 
-            def on_line(line: str) -> None:
-                seen.append(line)
-                log(line)
-            try:
-                lines += runtime_for(job)(job, secrets, on_line, stop)
-            except PermanentBuildError:
-                served = _served_digest(req) if ecr.immutable_refusal(seen) else None
-                if served is None or not ecr.refused_but_same(seen, served):
-                    raise
-                log(f"farm: {req.image} is immutable and already holds this build's manifest {served}: done")
-                return served
-    return builder.digest(lines) or _pushed_digest(req)
+                def on_line(line: str) -> None:
+                    seen.append(line)
+                    log(line)
+                try:
+                    lines += runtime_for(job)(job, secrets, on_line, stop)
+                except PermanentBuildError:
+                    served = _served_digest(req) if ecr.immutable_refusal(seen) else None
+                    if served is None or not ecr.refused_but_same(seen, served):
+                        raise
+                    log(f"farm: {req.image} is immutable and already holds this build's manifest {served}: done")
+                    return served
+        finally:
+            _forget(builder, req, ws, log)
+    digest = builder.digest(lines) or _pushed_digest(req)
+    _check_platforms(req, digest, log)
+    return digest
+
+
+def _forget(builder: object, req: BuildRequest, ws: Workspace, log: Callable[[str], None]) -> None:
+    """A builder that keeps a history of its own (buildkitd) drops this build's record: its logs do
+    not outlive the job's (best effort; buildkitd's own history limit is the backstop)."""
+    forget = getattr(builder, "forget", None)
+    job = forget(req, ws) if forget is not None else None
+    if job is None:
+        return
+    try:
+        runtime_for(job)(job, {}, None, None)
+    except FarmError as exc:
+        log(f"farm: the builder's history record was not deleted: {str(exc).splitlines()[0]}")
+
+
+def _check_platforms(req: BuildRequest, digest: str, log: Callable[[str], None]) -> None:
+    """The pushed image is for the platform it was built for (its config's os/architecture/variant),
+    else this platform fails, naming both, and is neither recorded nor merged."""
+    wanted = req.platforms or [req.platform]
+    client, ref = open_client(req.image, settings.docker_config, insecure=req.insecure)
+    with client:
+        wrong = mismatches(wanted, image_platforms(client, ref.repository, digest))
+    if wrong:
+        raise PermanentBuildError(f"wrong platform: {'; '.join(wrong)}, not {', '.join(wanted)}; "
+                                  "the image is not recorded (a shared cache or a builder that cannot "
+                                  "build for that platform)")
+    log(f"platform checked: {req.image}@{digest} is {', '.join(wanted)}")
+
+
+def _open_secrets(req: BuildRequest) -> dict[str, str]:
+    """The job's build secrets, unsealed in this process only (Redis holds them sealed)."""
+    stored = jobs().secrets(req.job_id)
+    if not stored:
+        return {}
+    if set(stored) != {"sealed"}:
+        raise PermanentBuildError("build secrets arrived unsealed; refused (submit with a current farm)")
+    try:
+        return sealing.unseal(keyring.sealing_key(), stored["sealed"], req.job_id)
+    except sealing.SealingError as exc:
+        raise PermanentBuildError(str(exc)) from None
 
 
 def _served_digest(req: BuildRequest) -> str | None:

@@ -91,7 +91,7 @@ def build(names: tuple[str, ...], project_dir: Path, env_name: str | None, platf
                 err(f"{s['name']}: CANCELLED: {s['error']}")
             else:
                 click.echo(f"{s['image']}@{s['digest']}")
-        err(f"Flower: {settings.flower_url}")
+        err(f"Flower: {settings.public_flower_url}")
     if any(s["status"] in ("failed", "cancelled") for s in summary):
         sys.exit(1)
 

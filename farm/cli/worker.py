@@ -14,7 +14,12 @@ import click
               help="A build mode to serve (repeatable; default: every mode this machine has the tools for).")
 @click.option("--concurrency", "-c", default=1, show_default=True, help="Builds run at once.")
 @click.option("--loglevel", default="INFO", show_default=True)
-def worker(platforms: tuple[str, ...], modes: tuple[str, ...], concurrency: int, loglevel: str) -> None:
+@click.option("--runtime", type=click.Choice(["docker", "kubernetes"]), default=None,
+              help="Where kaniko executors run: a container on DOCKER_HOST's engine, or a Pod in the cluster "
+                   "of KUBECONFIG (default: kubernetes when KUBECONFIG is set and the project's provider names "
+                   "a context, else docker). Sets FARM_RUNTIME.")
+def worker(platforms: tuple[str, ...], modes: tuple[str, ...], concurrency: int, loglevel: str,
+           runtime: str | None) -> None:
     """Run a build worker in the foreground.
 
     It consumes one queue per (mode, platform) it serves, `build.<mode>.<os>-<arch>`, and
@@ -24,6 +29,8 @@ def worker(platforms: tuple[str, ...], modes: tuple[str, ...], concurrency: int,
     from farm.broker import worker_argv
 
     argv = worker_argv(platforms, modes, concurrency, loglevel)
+    if runtime:
+        os.environ["FARM_RUNTIME"] = runtime
     os.execvp(argv[0], argv)
 
 

@@ -197,6 +197,8 @@ def resolve(value: Any, context: Mapping[str, Any],
         _check(value)
     except TemplateError as exc:
         raise on_error(exc, path) from None
+    except RecursionError:  # _check walks the data first, so it is the first to meet a deep nesting
+        raise on_error(TemplateError("template nested too deeply"), path) from None
     try:
         resolved = _Resolver(on_error).value(value, context, path)
     except RecursionError:

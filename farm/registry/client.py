@@ -126,6 +126,14 @@ class RegistryClient:
         self._check(resp, repository, PUSH)
         return str(resp.headers.get("Docker-Content-Digest", ""))
 
+    def get_blob(self, repository: str, digest: str, limit: int = 4 * 1024 * 1024) -> bytes:
+        """A small blob (an image config), refused above `limit` bytes."""
+        resp = self._request("GET", f"/v2/{repository}/blobs/{digest}", repository, PULL)
+        self._check(resp, repository, PULL)
+        if len(resp.content) > limit:
+            raise RegistryError(f"registry {self.host}: blob {digest} of {repository} is over {limit} bytes")
+        return resp.content
+
     # -- upload sessions (the push check) ------------------------------------------------------
 
     def start_upload(self, repository: str) -> str:

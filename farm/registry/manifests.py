@@ -54,3 +54,45 @@ def index_platforms(media_type: str, body: bytes) -> set[str] | None:
     else:
         doc = json.loads(body)
     return {platform_string(m.get("platform") or {}) for m in doc.get("manifests", [])}
+
+
+# Platforms that name the same thing: Docker normalises arm64 to arm64/v8 and arm to arm/v7.
+_DEFAULT_VARIANT = {"arm64": "v8", "arm": "v7", "amd64": "v1"}
+
+
+def normal_platform(platform: str) -> str:
+    """`linux/arm64/v8` -> `linux/arm64`; `linux/arm` -> `linux/arm/v7`: one spelling per platform."""
+    os_, arch, *variant = (platform.strip().lower().split("/") + [""])[:3]
+    arch = {"aarch64": "arm64", "x86_64": "amd64"}.get(arch, arch)
+    v = variant[0] if variant else ""
+    default = _DEFAULT_VARIANT.get(arch, "")
+    if arch == "arm":
+        v = v or default
+    elif v == default:
+        v = ""
+    return "/".join(x for x in (os_, arch, v) if x)
+
+
+def same_platform(a: str, b: str) -> bool:
+    return normal_platform(a) == normal_platform(b)
+
+
+def config_platform(body: bytes) -> str:
+    """The platform an image config says it is for (`os`, `architecture`, `variant`)."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return "unknown"
+    if not isinstance(doc, dict):
+        return "unknown"
+    return platform_string({k: str(doc[k]) for k in ("os", "architecture", "variant") if doc.get(k)}) or "unknown"
+
+
+def manifest_config(body: bytes) -> str | None:
+    """The config digest of an image manifest (None for an index or garbage)."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return None
+    config = doc.get("config") if isinstance(doc, dict) else None
+    return str(config["digest"]) if isinstance(config, dict) and config.get("digest") else None

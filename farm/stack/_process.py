@@ -89,14 +89,14 @@ class ProcessRecord:
 
 
 def spawn(argv: Sequence[str], log: Path, *, env: dict[str, str] | None = None,
-          cwd: Path | None = None) -> ProcessRecord:
+          cwd: Path | None = None, umask: int = -1) -> ProcessRecord:
     """Start ``argv`` in its own session, stdin closed, stdout+stderr appended to ``log``."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         out.write(f"\n--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting: {' '.join(argv)}\n".encode())
         out.flush()
         proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                env=env, cwd=cwd, start_new_session=True, close_fds=True)
+                                env=env, cwd=cwd, start_new_session=True, close_fds=True, umask=umask)
     record = ProcessRecord.of(proc.pid, argv)
     if record is None:  # died before we could look at it; report it as a dead record
         record = ProcessRecord(proc.pid, -1, _boot_id(), "", tuple(argv))

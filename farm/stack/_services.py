@@ -21,7 +21,7 @@ import bcrypt
 import httpx
 
 from farm.errors import StackError
-from farm.stack import _configs
+from farm.stack import _configs, _credentials
 from farm.stack._packages import search_path, which
 from farm.stack._state import REGISTRY_USER, StackPaths, StackSettings
 
@@ -41,6 +41,7 @@ class Unit:
     tcp_port: int | None = None
     unix_socket: Path | None = None
     before_stop: Callable[[], None] | None = None  # run while this unit still runs, before SIGTERM
+    umask: int = -1                                # -1: ours; 0o077 where its files hold data or credentials
 
 
 @dataclass(frozen=True)
@@ -55,9 +56,13 @@ class Service:
 
 # --- readiness probes -------------------------------------------------------------------------
 
-def redis_ping(port: int) -> bool:
+def redis_ping(port: int, auth: tuple[str, str] | None = None) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1.0) as s:
+            if auth is not None:
+                s.sendall(f"AUTH {auth[0]} {auth[1]}\r\n".encode())
+                if not s.recv(64).startswith(b"+OK"):
+                    return False
             s.sendall(b"PING\r\n")
             return s.recv(64).startswith(b"+PONG")
     except OSError:
@@ -116,6 +121,18 @@ def _require_root(service: str) -> None:
 
 # --- credentials ------------------------------------------------------------------------------
 
+def private(directory: Path) -> None:
+    """`directory` 0700 and every file in it 0600 (files an older stack wrote world-readable)."""
+    os.chmod(directory, 0o700)
+    for root, dirs, files in os.walk(directory):
+        for name in files:
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o600)
+        for name in dirs:
+            os.chmod(os.path.join(root, name), 0o700)
+
+
 def registry_password(paths: StackPaths) -> str:
     """The registry password, generated once into the state directory (mode 0600)."""
     try:
@@ -173,12 +190,15 @@ def _redis(paths: StackPaths, settings: StackSettings) -> Service:
     conf = paths.config("redis.conf")
 
     def prepare() -> None:
-        paths.redis_dir.mkdir(parents=True, exist_ok=True)
+        paths.redis_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private(paths.redis_dir)          # its AOF and RDB hold the farm's data: 0600 in 0700
+        _configs.write_if_changed(paths.redis_dir / "users.acl", _credentials.acl_file(paths), 0o600)
         _configs.write_if_changed(conf, _configs.redis_conf(paths, settings))
 
     port = settings.redis_port
     unit = Unit("redis", (which("redis-server") or "redis-server", str(conf)),
-                ready=lambda: redis_ping(port), tcp_port=port, stop_timeout=30.0)
+                ready=lambda: redis_ping(port, ("admin", _credentials.redis_password(paths, "admin"))),
+                tcp_port=port, stop_timeout=30.0, umask=0o077)
     return Service("redis", f"127.0.0.1:{port}", ("redis-server",), (unit,), prepare)
 
 
@@ -236,31 +256,31 @@ def _docker(paths: StackPaths, settings: StackSettings) -> Service:
 
 
 def _flower(paths: StackPaths, settings: StackSettings) -> Service:
-    """Flower runs without authentication: it binds 127.0.0.1 only, like every stack service,
-    so it is as reachable as the unauthenticated Redis it watches. FLOWER_UNAUTHENTICATED_API is
-    set for the same reason, so local tools can read /api/workers."""
+    """Flower with basic auth (its API too: an unauthenticated revoke is refused), on Redis as the
+    `flower` ACL user. Credentials reach it in its environment, never on its command line."""
     def prepare() -> None:
         if importlib.util.find_spec("flower") is None:
             raise StackError(f"flower is not installed for {sys.executable}; install the worker extras "
                              "(pip install 'farm[worker]') or leave flower out")
 
     port = settings.flower_port
-    env = child_env(("FLOWER_",))
-    env["FLOWER_UNAUTHENTICATED_API"] = "true"
+    env = child_env(("FLOWER_", "CELERY_"))
+    env["CELERY_BROKER_URL"] = _credentials.redis_url(paths, settings.redis_port, "flower")
+    env["FLOWER_BASIC_AUTH"] = _credentials.flower_auth(paths)
     unit = Unit("flower",
-                (sys.executable, "-m", "celery", "--broker", f"redis://127.0.0.1:{settings.redis_port}/0",
-                 "flower", "--address=127.0.0.1", f"--port={port}"),
+                (sys.executable, "-m", "celery", "flower", "--address=127.0.0.1", f"--port={port}"),
                 ready=lambda: http_status(f"http://127.0.0.1:{port}/healthcheck") == 200,
                 tcp_port=port, env=env, start_timeout=30.0)
     return Service("flower", f"http://127.0.0.1:{port}", (), (unit,), prepare)
 
 
 def _metrics(paths: StackPaths, settings: StackSettings) -> Service:
-    """The farm's Prometheus endpoint (`python -m farm.metrics`): it reads the stack's Redis on each
-    scrape. Like Flower's /metrics it has no authentication: it binds 127.0.0.1 only."""
+    """The farm's Prometheus endpoint (`python -m farm.metrics`): it reads the stack's Redis (as the
+    read-mostly `flower` user) on each scrape. Like Flower's /metrics it has no authentication: it
+    binds 127.0.0.1 only, and shows counts, never a credential."""
     port = settings.metrics_port
     env = child_env(("FARM_",))
-    env["FARM_BROKER_URL"] = f"redis://127.0.0.1:{settings.redis_port}/0"
+    env["FARM_BROKER_URL"] = _credentials.redis_url(paths, settings.redis_port, "flower")
     unit = Unit("metrics", (sys.executable, "-m", "farm.metrics", "--host", "127.0.0.1", "--port", str(port)),
                 ready=lambda: http_status(f"http://127.0.0.1:{port}/metrics") == 200, tcp_port=port, env=env)
     return Service("metrics", f"http://127.0.0.1:{port}/metrics", (), (unit,))

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from farm.errors import StackError
-from farm.stack import _base_image, _kaniko_image, _worker
+from farm.stack import _base_image, _credentials, _kaniko_image, _worker
 from farm.stack._mounts import detach, mounts_under
 from farm.stack._packages import PACKAGES, ensure_binaries, static_busybox
 from farm.stack._process import ProcessRecord, port_free, spawn, stop, tail, wait_until
@@ -36,6 +36,7 @@ class Stack:
         """Start the requested services (default: all but buildkitd); running ones are left alone."""
         wanted = self._resolve(DEFAULT_SERVICES if services is None else services)
         with self._locked():
+            os.chmod(self.paths.state, 0o700)     # data and credentials below: the stack's user only
             settings = self._settings_for_up()
             settings.save(self.paths.settings)
             ensure_binaries(list(PACKAGES))
@@ -114,16 +115,24 @@ class Stack:
         settings = StackSettings.load(self.paths.settings)
         if settings is None:
             raise StackError(f"no stack has been started in {self.paths.state}; run `farm stack up`")
-        redis = f"redis://127.0.0.1:{settings.redis_port}"
+        port = settings.redis_port
         env = {
             "FARM_STATE_DIR": str(self.paths.state),
-            "FARM_BROKER_URL": f"{redis}/0",
-            "FARM_RESULT_BACKEND": f"{redis}/1",
+            # Redis ACL users (farm.stack._credentials): producers, workers, and an admin URL for
+            # operators; the worker swaps in its own user (FARM_WORKER_REDIS_AUTH) at start.
+            "FARM_BROKER_URL": _credentials.redis_url(self.paths, port, "producer", 0),
+            "FARM_RESULT_BACKEND": _credentials.redis_url(self.paths, port, "producer", 1),
+            "FARM_WORKER_REDIS_AUTH": f"worker:{_credentials.redis_password(self.paths, 'worker')}",
+            "FARM_REDIS_ADMIN_URL": _credentials.redis_url(self.paths, port, "admin", None),
+            # Build secrets are sealed with this key pair (farm.sealing): workers read the private
+            # half from the 0600 file, producers seal with the public half.
+            "FARM_SEALING_KEY_FILE": str(_credentials.sealing_key_file(self.paths)),
+            "FARM_SEALING_PUBLIC_KEY": _credentials.sealing_public_key(self.paths),
             "FARM_REGISTRY": settings.registry,
             "FARM_REGISTRY_USER": REGISTRY_USER,
             "DOCKER_HOST": f"unix://{self.paths.docker_socket}",
             "DOCKER_CONFIG": str(self.paths.docker_config),
-            "FARM_FLOWER_URL": f"http://127.0.0.1:{settings.flower_port}",
+            "FARM_FLOWER_URL": f"http://{_credentials.flower_auth(self.paths)}@127.0.0.1:{settings.flower_port}",
             "FARM_METRICS_URL": f"http://127.0.0.1:{settings.metrics_port}/metrics",
             "FARM_BASE_IMAGE": settings.base_image,
         }
@@ -236,7 +245,7 @@ class Stack:
                              f"run `farm stack down` and look at {log}")
         pidfile.unlink(missing_ok=True)
         self._claim_address(spec, unit)
-        record = spawn(unit.argv, log, env=unit.env, cwd=self.paths.state)
+        record = spawn(unit.argv, log, env=unit.env, cwd=self.paths.state, umask=unit.umask)
         record.write(pidfile)
         why = wait_until(unit.ready, record, unit.start_timeout)
         if why is None:

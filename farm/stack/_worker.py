@@ -7,6 +7,7 @@ stack up` adds a service that changes that environment, the worker is restarted 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
@@ -36,7 +37,7 @@ def start(paths: StackPaths, env: dict[str, str]) -> None:
     if record and record.alive():
         try:
             with open(_env_file(paths)) as f:
-                if json.load(f) == env:
+                if json.load(f) == {"sha256": _digest(env)}:
                     return
         except (OSError, ValueError):
             pass
@@ -45,8 +46,12 @@ def start(paths: StackPaths, env: dict[str, str]) -> None:
     inherited = {k: v for k, v in os.environ.items() if k not in OPTIONAL_VARS}
     record = spawn(argv, paths.log("worker"), env={**inherited, **env})
     record.write(paths.pidfile("worker"))
-    with open(_env_file(paths), "w") as f:   # the stack's addresses, never a credential
-        json.dump(env, f)
+    with open(_env_file(paths), "w") as f:   # a digest of the env: it holds Redis credentials
+        json.dump({"sha256": _digest(env)}, f)
+
+
+def _digest(env: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps(env, sort_keys=True).encode()).hexdigest()
 
 
 def running(paths: StackPaths) -> bool:

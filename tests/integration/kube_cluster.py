@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import random
 import sys
@@ -181,3 +182,31 @@ def finished(core: k8s.CoreV1Api, name: str, timeout: float = 120, namespace: st
         events = core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}").items
         raise AssertionError(f"pod {name} did not finish: {p.status}\n"
                              + "\n".join(f"{e.reason}: {e.message}" for e in events)) from None
+
+
+def worker_kubeconfig(c: Cluster, namespace: str, path: Path, rules_namespace: str | None = None) -> str:
+    """A kubeconfig for the worker's ServiceAccount `farm-worker` in `namespace`, bound to the Role of
+    workers/rbac.py there (created if missing); returns its path."""
+    from workers import rbac
+
+    rbac_api = k8s.RbacAuthorizationV1Api(c.api)
+    for create, body in ((c.core.create_namespaced_service_account, rbac.service_account(namespace)),
+                         (rbac_api.create_namespaced_role, rbac.role(namespace)),
+                         (rbac_api.create_namespaced_role_binding, rbac.role_binding(namespace, namespace))):
+        try:
+            create(namespace, body)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+    token = c.core.create_namespaced_service_account_token(
+        rbac.SERVICE_ACCOUNT, namespace,
+        k8s.AuthenticationV1TokenRequest(spec=k8s.V1TokenRequestSpec(audiences=[]))).status.token
+    path.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "farm-worker",
+        "clusters": [{"name": "farm", "cluster": {"server": c.layout.apiserver_url,
+                                                   "certificate-authority": str(c.layout.pki / "ca.crt")}}],
+        "users": [{"name": "farm-worker", "user": {"token": token}}],
+        "contexts": [{"name": "farm-worker", "context": {"cluster": "farm", "user": "farm-worker",
+                                                         "namespace": namespace}}]}))
+    path.chmod(0o600)
+    return str(path)

@@ -45,7 +45,7 @@ def env(stack_env: dict[str, str]) -> Iterator[dict[str, str]]:
     out = {**stack_env, "FARM_LEASE": "6", "FARM_VISIBILITY_TIMEOUT": "12",
            "FARM_BROKER_URL": f"{base}/{DBS[0]}", "FARM_RESULT_BACKEND": f"{base}/{DBS[1]}"}
     for db in DBS:
-        redis.Redis.from_url(f"{base}/{db}").flushdb()
+        redis.Redis.from_url(f"{stack_env['FARM_REDIS_ADMIN_URL']}/{db}").flushdb()
     yield out
 
 
@@ -418,7 +418,7 @@ class CommandCounter:
     def __init__(self, env: dict[str, str], db: int) -> None:
         self.url, self.db = env["FARM_BROKER_URL"], db
         self.commands: list[str] = []
-        self._monitor = redis.Redis.from_url(self.url).monitor()
+        self._monitor = redis.Redis.from_url(env["FARM_REDIS_ADMIN_URL"]).monitor()   # MONITOR: admin only
         self._monitor.__enter__()
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
@@ -442,7 +442,7 @@ class CommandCounter:
 def test_farm_jobs_filters_a_thousand_records_without_scanning(env: dict[str, str]) -> None:
     # a database of its own: the only client on it while counting is `farm jobs`
     env = {**env, "FARM_BROKER_URL": env["FARM_BROKER_URL"].rsplit("/", 1)[0] + f"/{COUNTED_DB}"}
-    rdb(env).flushdb()
+    redis.Redis.from_url(f"{env['FARM_REDIS_ADMIN_URL']}/{COUNTED_DB}").flushdb()
     store, r = store_of(env), rdb(env)
     now = time.time()
     made: list[dict[str, Any]] = []
@@ -456,7 +456,7 @@ def test_farm_jobs_filters_a_thousand_records_without_scanning(env: dict[str, st
             store.end_unowned(job, "", status="failed", error="boom", finished_at=now)
             state = "failed"
         made.append({"job": job, "ns": ns, "build": build, "queued": queued, "state": state})
-    r.delete(*r.keys("farm:wait:*"))                           # not dispatchable: nobody serves them
+    r.delete(*r.scan_iter("farm:wait:*"))                           # not dispatchable: nobody serves them
     cases = [
         (["--namespace", "team-3", "--state", "failed"], lambda m: m["ns"] == "team-3" and m["state"] == "failed"),
         (["--build", "b2", "--since", "1h"], lambda m: m["build"] == "b2" and m["queued"] > now - 3600),

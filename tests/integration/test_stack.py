@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -120,8 +121,10 @@ def test_env_is_export_ready_and_keeps_the_password_out(up_stack: Stack) -> None
                         "FARM_REGISTRY_USER", "DOCKER_HOST", "DOCKER_CONFIG", "FARM_FLOWER_URL",
                         "FARM_BASE_IMAGE"}
     assert env["FARM_STATE_DIR"] == str(up_stack.paths.state)
-    assert env["FARM_BROKER_URL"] == f"redis://127.0.0.1:{os.environ['FARM_REDIS_PORT']}/0"
-    assert env["FARM_RESULT_BACKEND"] == f"redis://127.0.0.1:{os.environ['FARM_REDIS_PORT']}/1"
+    port = os.environ["FARM_REDIS_PORT"]
+    assert re.fullmatch(rf"redis://producer:[0-9a-f]{{48}}@127\.0\.0\.1:{port}/0", env["FARM_BROKER_URL"])
+    assert re.fullmatch(rf"redis://producer:[0-9a-f]{{48}}@127\.0\.0\.1:{port}/1", env["FARM_RESULT_BACKEND"])
+    assert re.fullmatch(r"worker:[0-9a-f]{48}", env["FARM_WORKER_REDIS_AUTH"])
     assert env["FARM_REGISTRY"] == f"127.0.0.1:{os.environ['FARM_REGISTRY_PORT']}"
     assert env["FARM_REGISTRY_USER"] == "farm"
     _, password = registry_auth(env)
@@ -134,9 +137,11 @@ def test_redis_answers_on_the_broker_and_backend_urls(up_stack: Stack) -> None:
     for url in (env["FARM_BROKER_URL"], env["FARM_RESULT_BACKEND"]):
         client = redis.Redis.from_url(url)
         assert client.ping()
-        assert client.config_get("appendonly")["appendonly"] == "yes"
-        assert client.config_get("maxmemory-policy")["maxmemory-policy"] == "noeviction"
         client.close()
+    admin = redis.Redis.from_url(env["FARM_REDIS_ADMIN_URL"])
+    assert admin.config_get("appendonly")["appendonly"] == "yes"
+    assert admin.config_get("maxmemory-policy")["maxmemory-policy"] == "noeviction"
+    admin.close()
 
 
 def test_registry_needs_the_credentials_from_docker_config(up_stack: Stack) -> None:
@@ -348,3 +353,68 @@ def test_flower_alone_brings_redis_first(tmp_path: Path, own_ports: None) -> Non
 def test_env_before_any_up_is_a_stack_error(tmp_path: Path) -> None:
     with pytest.raises(StackError, match="run `farm stack up`"):
         Stack(tmp_path / "never").env()
+
+
+# --- security: Redis ACL users, Flower's login, file modes --------------------------------------
+
+def test_redis_refuses_anonymous_clients_and_limits_each_user(up_stack: Stack) -> None:
+    env = up_stack.env()
+    port = int(os.environ["FARM_REDIS_PORT"])
+    anonymous = redis.Redis(port=port)
+    with pytest.raises(redis.AuthenticationError):
+        anonymous.ping()
+    with pytest.raises(redis.AuthenticationError):
+        anonymous.lpush("build.local-docker.linux-amd64", "an injected task")
+    producer = redis.Redis.from_url(env["FARM_BROKER_URL"])
+    assert producer.ping()
+    for command in (("CONFIG", "GET", "dir"), ("FLUSHALL",), ("KEYS", "*"), ("MONITOR",), ("ACL", "LIST"),
+                    ("SAVE",), ("SHUTDOWN",)):
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            producer.execute_command(*command)
+    user, _, password = env["FARM_WORKER_REDIS_AUTH"].partition(":")
+    worker = redis.Redis(port=port, username=user, password=password)
+    assert worker.ping()
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        worker.config_get("dir")
+    flower_password = (up_stack.paths.state / "secrets" / "redis-flower.password").read_text().strip()
+    flower = redis.Redis(port=port, username="flower", password=flower_password)
+    assert flower.hgetall("farm:job:none") == {}
+    for write in (lambda: flower.hset("farm:job:x", "status", "built"), lambda: flower.xadd("farm:log:x", {"a": "b"}),
+                  lambda: flower.flushdb()):
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            write()
+    admin = redis.Redis.from_url(env["FARM_REDIS_ADMIN_URL"])
+    assert admin.config_get("appendonly") == {"appendonly": "yes"}
+
+
+def test_flower_needs_its_login(up_stack: Stack) -> None:
+    env = up_stack.env()
+    url = httpx.URL(env["FARM_FLOWER_URL"])
+    bare = f"http://{url.host}:{url.port}"
+    assert httpx.post(f"{bare}/api/task/revoke/0123", trust_env=False).status_code == 401
+    assert httpx.get(f"{bare}/api/workers", trust_env=False).status_code == 401
+    assert httpx.get(f"{bare}/", trust_env=False).status_code == 401
+    assert httpx.get(f"{bare}/api/workers", auth=("farm", "wrong"), trust_env=False).status_code == 401
+    assert httpx.get(f"{env['FARM_FLOWER_URL']}/api/workers", trust_env=False).status_code == 200
+    # its login never on a command line
+    record = ProcessRecord.read(up_stack.paths.pidfile("flower"))
+    assert record is not None
+    cmdline = Path(f"/proc/{record.pid}/cmdline").read_bytes()
+    assert url.password.encode() not in cmdline and b"flower:" not in cmdline
+
+
+def test_credentials_and_data_are_private(up_stack: Stack) -> None:
+    state = up_stack.paths.state
+    assert state.stat().st_mode & 0o777 == 0o700
+    for d in (state / "secrets", state / "redis"):
+        assert d.stat().st_mode & 0o777 == 0o700, d
+    redis.Redis.from_url(up_stack.env()["FARM_REDIS_ADMIN_URL"]).save()     # an RDB file to look at
+    files = [*(state / "secrets").iterdir(), *(p for p in (state / "redis").rglob("*") if p.is_file()),
+             state / "registry" / "password", state / "registry" / "htpasswd",
+             state / "docker-config" / "config.json"]
+    assert any(p.name == "dump.rdb" for p in files) and any("appendonly" in str(p) for p in files)
+    for f in files:
+        assert f.stat().st_mode & 0o777 == 0o600, f
+    acl = (state / "redis" / "users.acl").read_text()
+    for f in (state / "secrets").iterdir():
+        assert f.read_text().strip() not in acl           # hashes only

@@ -35,7 +35,7 @@ def env(stack_env: dict[str, str]) -> Iterator[dict[str, str]]:
     base = stack_env["FARM_BROKER_URL"].rsplit("/", 1)[0]
     out = {**stack_env, **LEASE, "FARM_BROKER_URL": f"{base}/2", "FARM_RESULT_BACKEND": f"{base}/3"}
     for db in (2, 3):
-        redis.Redis.from_url(f"{base}/{db}").flushdb()
+        redis.Redis.from_url(f"{stack_env['FARM_REDIS_ADMIN_URL']}/{db}").flushdb()
     yield out
 
 

@@ -189,3 +189,7 @@ def test_cache_image_name() -> None:
 ])
 def test_auto_mode_edges(image: str, mode: str) -> None:
     assert resolve_cache_mode("auto", image) == mode
+
+
+def test_everything_after_the_first_at_sign_is_dropped() -> None:
+    assert parse_image_id("org/repo@sha256:ab@cd") == ImageId(None, "org", "repo", "latest")

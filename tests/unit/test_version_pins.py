@@ -16,6 +16,7 @@ held to real Garden 0.14.20 by tests/conformance/test_action_versions.py.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -267,3 +268,117 @@ def test_an_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
         _try_hash(tmp_path / "file" / "x")
     assert _try_hash(tmp_path / "gone") is None
     assert _try_hash(tmp_path) is None
+
+
+def test_exclude_files_leave_the_hash_not_the_context(tmp_path: Path) -> None:
+    root = make(tmp_path, git=False)
+    write(root, {"api/garden.yml": API + "version:\n  excludeFiles: [src/main.py]\n"})
+    api = versions(root)["api"]
+    assert api.files == ("Dockerfile", "src/main.py")
+    assert api.content_hash == "366ae67a1c"  # Dockerfile alone, as for base
+
+
+@pytest.mark.parametrize("git", [False, True])
+def test_a_file_named_dot_garden_is_not_in_the_context(tmp_path: Path, git: bool) -> None:
+    root = make(tmp_path, git=False)
+    write(root, {"api/.garden": "x\n", "api/zzz": "z\n"})
+    if git:
+        from tests.unit.garden.helpers import git_init
+
+        git_init(root)
+    assert versions(root)["api"].files == ("Dockerfile", "src/main.py", "zzz")
+
+
+def test_a_deinitialised_submodule_is_skipped_and_the_rest_kept(tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.unit.garden.helpers import commit_all, git_init
+
+    sub = tmp_path / "lib"
+    write(sub, {"lib.txt": "from a submodule\n"})
+    git_init(sub)
+    root = make(tmp_path / "proj", api__zzz="z\n")
+    run = lambda *a: subprocess.run(["git", "-c", "protocol.file.allow=always", *a], cwd=root,  # noqa: E731
+                                    check=True, capture_output=True)
+    run("submodule", "add", "-q", str(sub), "api/vendor/lib")
+    commit_all(root)
+    run("submodule", "deinit", "-q", "-f", "api/vendor/lib")
+    assert versions(root)["api"].files == ("Dockerfile", "src/main.py", "zzz")
+    (root / "api/Dockerfile").unlink()  # deleted in the worktree: the files after it stay
+    assert versions(root)["api"].files == ("src/main.py", "zzz")
+
+
+def test_a_config_error_from_the_action_names_its_file(tmp_path: Path) -> None:
+    root = make(tmp_path, git=False)
+    write(root, {"api/garden.yml": API + "apiVersion: garden.io/v1\n"})
+    with pytest.raises(ConfigError) as exc:
+        versions(root)
+    assert exc.value.file == str(root / "api" / "garden.yml") and exc.value.field == "apiVersion"
+
+
+def test_include_nothing_known_answer(tmp_path: Path) -> None:
+    # sha256("v-5fa5c968da.0000000000"): `include` is not part of the config hash
+    root = make(tmp_path, git=False)
+    write(root, {"base/garden.yml": BASE + "include: []\n"})
+    assert versions(root)["base"] == BuildVersion(
+        version_string="v-f44f1c6382", content_hash="0000000000", config_version="v-5fa5c968da", files=(),
+        version_full="v-f44f1c6382dabedea937c9568ebfe8dd00ee5ee226776c5962ed15b38443ab86")
+
+
+PROJECT_EXTRA = """\
+dotIgnoreFile: .farmignore
+excludeValuesFromActionVersions: ['[12]']
+scan:
+  git:
+    mode: subtree
+"""
+
+
+def test_project_settings_reach_the_versions(tmp_path: Path) -> None:
+    from tests.unit.garden.helpers import PROJECT
+
+    root = make(tmp_path, git=False)
+    write(root, {"project.garden.yml": PROJECT.replace("defaultEnvironment", PROJECT_EXTRA + "defaultEnvironment"),
+                 "api/.farmignore": "*.tmp\n", "api/a.tmp": "t", "api/.gardenignore": "*.txt\n", "api/b.txt": "b",
+                 "api/garden.yml": API + "exclude: ['*.log']\n", "api/src/c.log": "c"})
+    project = load_project(root, git=GIT)
+    assert (project.dot_ignore_file, project.git_scan_mode) == (".farmignore", "subtree")
+    expected = {n: v for n, v in compute_versions(project).items()}
+    # the dot-ignore file and the scan mode: subtree excludes *.log at any depth
+    assert expected["api"].files == (".farmignore", ".gardenignore", "Dockerfile", "b.txt", "src/main.py")
+    # the project's excludeValues: buildArgs A "1" and "2" hash alike
+    write(root, {"api/garden.yml": API.replace('A: "1"', 'A: "2"') + "exclude: ['*.log']\n"})
+    assert compute_versions(load_project(root, git=GIT))["api"].config_version == expected["api"].config_version
+    # without the project's listing, the same listing is made again from the same settings
+    again = dataclasses.replace(load_project(root, git=GIT), listing=None)
+    assert compute_versions(again)["api"].files == expected["api"].files
+
+
+def test_without_a_listing_the_versions_are_the_same(tmp_path: Path) -> None:
+    project = dataclasses.replace(load_project(make(tmp_path, git=False), git=GIT), listing=None)
+    v = compute_versions(project)
+    assert (v["base"].version_string, v["api"].version_string) == (BASE_V, API_V)
+
+
+def test_without_a_listing_and_nothing_to_list(tmp_path: Path) -> None:
+    root = make(tmp_path, git=False)
+    write(root, {"base/garden.yml": BASE + "include: []\n", "api/garden.yml": API + "include: []\n"})
+    project = dataclasses.replace(load_project(root, git=GIT), listing=None)
+    assert compute_versions(project)["base"].version_string == "v-f44f1c6382"
+
+
+def test_unmodified_tracked_files_hash_as_git_stores_them(tmp_path: Path) -> None:
+    # core.autocrlf: the worktree has CRLF, git's blob (and so Garden's hash) has LF. The farm takes
+    # git's blob id for an unmodified file, so the version is the LF one: api's known content hash.
+    import subprocess
+
+    root = make(tmp_path, git=False)
+    (root / "api/src/main.py").write_bytes(b"print(1)\r\n")
+    run = lambda *a: subprocess.run(["git", *a], cwd=root, check=True, capture_output=True)  # noqa: E731
+    run("init", "-q", "-b", "main")
+    run("config", "core.autocrlf", "true")
+    run("add", "-A")
+    run("-c", "user.email=t@e", "-c", "user.name=t", "commit", "-qm", "init")
+    assert (root / "api/src/main.py").read_bytes() == b"print(1)\r\n"
+    api = versions(root)["api"]
+    assert (api.content_hash, api.version_string) == ("d6158e5d07", API_V)

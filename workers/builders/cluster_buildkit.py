@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from farm.errors import ConfigError, TransientBuildError
 from farm.images import CacheRef, build_arg_flags
@@ -94,6 +95,7 @@ def buildctl_job(
     buildkit_host: str = "",
     docker_config: str | None = None,
     buildctl: str = "buildctl",
+    ref_file: str | None = None,
 ) -> BuilderJob:
     """The buildctl invocation of §4.2 for one build, against the buildkitd at `buildkit_host`.
 
@@ -116,6 +118,8 @@ def buildctl_job(
         argv += ["--opt", f"target={spec.target_stage}"]
     if platforms:
         argv += ["--opt", "platform=" + ",".join(platforms)]
+    if ref_file:
+        argv += ["--ref-file", ref_file]      # the build record's ref, so the worker can delete it
     argv += list(spec.extra_flags)
     env = (("BUILDKIT_HOST", buildkit_host),) + ((("DOCKER_CONFIG", docker_config),) if docker_config else ())
     return BuilderJob(
@@ -144,13 +148,33 @@ class ClusterBuildkit:
             req.cache, spec, platforms=req.platforms or [req.platform], deployment_image_id=req.image,
             build_args=req.build_args, secret_ids=req.secret_ids, context_dir=ws.context_dir,
             timeout=req.timeout, insecure=req.insecure, arg_env=ws.arg_env, buildkit_host=ws.buildkit_host,
-            docker_config=str(ws.docker_config), buildctl=ws.buildctl)]
+            docker_config=str(ws.docker_config), buildctl=ws.buildctl, ref_file=_ref_file(ws))]
+
+    def forget(self, req: BuildRequest, ws: Workspace) -> BuilderJob | None:
+        """Delete the build's record from buildkitd's history (its logs and provenance) once the job
+        record has it: the farm's log stream is the one copy, and it expires with the job."""
+        path = Path(_ref_file(ws))
+        try:
+            ref = path.read_text().strip()
+            path.unlink()
+        except OSError:
+            return None
+        if not ref:
+            return None
+        return BuilderJob(mode=MODE, argv=(ws.buildctl, "debug", "ctl", "--delete", ref), context_dir=ws.context_dir,
+                          timeout=60, env=(("BUILDKIT_HOST", ws.buildkit_host),), unreachable=UNREACHABLE,
+                          daemon=f"buildkitd at {ws.buildkit_host}")
 
     def secret_env(self, values: Mapping[str, str]) -> dict[str, str]:
         return secret_environment(values)
 
     def digest(self, lines: Sequence[str]) -> str | None:
         return None     # the registry says what the tag now names
+
+
+def _ref_file(ws: Workspace) -> str:
+    """Beside the build's context directory (unique per build), not in it: it is not context."""
+    return ws.context_dir.rstrip("/") + ".buildkit-ref"
 
 
 BUILDER = ClusterBuildkit()

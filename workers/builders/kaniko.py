@@ -46,6 +46,7 @@ def executor_job(req: BuildRequest, ws: Workspace) -> BuilderJob:
                           annotations=options.annotations, resources=options.resources)
     return BuilderJob(mode=MODE, argv=tuple(argv), context_dir=ws.context_dir, timeout=req.timeout,
                       unreachable=UNREACHABLE, cause=CAUSE, daemon="a registry", image=image, placement=placement,
+                      docker_config=str(ws.docker_config),
                       accept=(tuple(re.escape(part) for part in IMMUTABLE_TAG),))
 
 

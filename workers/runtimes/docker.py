@@ -97,7 +97,7 @@ def run(job: BuilderJob, secrets: Mapping[str, str], on_line: Callable[[str], No
 
     if not job.image:
         raise PermanentBuildError(f"{job.mode}: the docker runtime needs a job with an image")
-    docker_config = str(get_settings().docker_config)
+    docker_config = job.docker_config or str(get_settings().docker_config)
     try:
         client = _client()
         reap(client)

@@ -1,5 +1,11 @@
 """The Kubernetes seam for cluster-buildkit: make sure a namespace's builder objects exist and are current.
 
+`buildkit_for()` is what a worker on the kubernetes runtime calls before a cluster-buildkit build: it
+ensures the namespace's `garden-buildkit` objects and returns the BUILDKIT_HOST buildctl talks to —
+the Service (`tcp://garden-buildkit.<ns>.svc:1234`) for a worker inside the cluster, or, when the
+deployment registry is on the node's loopback (the local stack), buildkitd on the node's network at
+`tcp://127.0.0.1:<FARM_CLUSTER_BUILDKIT_PORT>`.
+
 `ensure_buildkit()` applies the manifests of `k8s_objects` idempotently (GARDEN-SPEC §5.1, §5.2):
 an object is left alone when its manifest-hash annotation matches, otherwise it is created or
 replaced; the Deployment is waited for until ready; when the ServiceAccount's annotations change
@@ -25,6 +31,53 @@ from farm.errors import PermanentBuildError, TransientBuildError
 from workers import k8s_objects as objects
 
 READY_TIMEOUT = 600
+_clients: dict[tuple[str, str | None], Any] = {}
+
+
+def api_client(kubeconfig: str, context: str | None) -> Any:
+    """One ApiClient per (kubeconfig, context) in this process; an unknown context falls back to the
+    kubeconfig's current one (a farm's kubeconfig need not name its contexts as projects do)."""
+    from kubernetes import config
+
+    key = (kubeconfig, context)
+    if key not in _clients:
+        contexts, _ = config.list_kube_config_contexts(config_file=kubeconfig)
+        known = {c["name"] for c in contexts}
+        _clients[key] = config.new_client_from_config(config_file=kubeconfig,
+                                                      context=context if context in known else None)
+    return _clients[key]
+
+
+def loopback_host(ref: str) -> bool:
+    """A registry on 127.0.0.1 / localhost: only the node's own network reaches it."""
+    host = ref.split("/", 1)[0].rsplit(":", 1)[0]
+    return host in ("localhost", "127.0.0.1") or host.startswith("127.")
+
+
+def buildkit_for(options: Any, image: str, settings: Any, log: Callable[[str], None] = lambda line: None) -> str:
+    """Ensure the project namespace's `garden-buildkit` (options: farm.in_cluster.BuildkitOptions) and
+    return the BUILDKIT_HOST to build `image` with."""
+    import json as _json
+
+    from farm.broker import redis_client
+    from farm.registry.build_config import build_docker_config, config_bytes
+    from farm.registry.docker_config import DockerConfig
+
+    if not settings.kubeconfig:
+        raise PermanentBuildError("cluster-buildkit on the kubernetes runtime needs a kubeconfig (KUBECONFIG)")
+    local = loopback_host(image)
+    docker_config = _json.loads(config_bytes(build_docker_config(
+        DockerConfig.load(settings.docker_config), None, [image.split("/", 1)[0]])))
+    deployment = {**options.deployment_options(), "state_volume": True}
+    if local:
+        deployment.update(host_network=True, tcp_address=f"tcp://127.0.0.1:{settings.cluster_buildkit_port}")
+    api = api_client(settings.kubeconfig, options.kube_context)
+    infra = ensure_buildkit(api, redis_client(settings), options.namespace, docker_config=docker_config,
+                            service_account_annotations=options.service_account_annotations,
+                            deployment_options=deployment)
+    log(f"farm: garden-buildkit in namespace {options.namespace} "
+        f"{'updated' if infra.updated else 'ready, unchanged'}")
+    return f"tcp://127.0.0.1:{settings.cluster_buildkit_port}" if local else infra.address
 LOCK_TIMEOUT = 2 * READY_TIMEOUT + 120          # longest possible hold: a cycle waits twice
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
 T = TypeVar("T")

@@ -42,11 +42,11 @@ from farm.registry.docker_config import DockerConfig
 from farm.settings import get_settings
 from workers import k8s_objects as objects
 from workers.builder_job import BuilderJob, accepted
+from workers.runtimes.kubernetes import api_client, apply
 from workers.runtimes.process import TAIL_LINES, failure
 
 PULL_ERRORS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
 DEADLINE_MARGIN = 60            # the Pod's activeDeadlineSeconds over the Build's timeout
-_clients: dict[tuple[str, str | None], Any] = {}
 
 
 @dataclass(frozen=True)
@@ -56,20 +56,6 @@ class Verdict:
     running: bool = False
     done: bool = False
     error: BuildError | None = None
-
-
-def api_client(kubeconfig: str, context: str | None) -> Any:
-    """One ApiClient per (kubeconfig, context) in this process; an unknown context falls back to the
-    kubeconfig's current one (a farm's kubeconfig need not name its contexts as projects do)."""
-    from kubernetes import config
-
-    key = (kubeconfig, context)
-    if key not in _clients:
-        contexts, _ = config.list_kube_config_contexts(config_file=kubeconfig)
-        known = {c["name"] for c in contexts}
-        _clients[key] = config.new_client_from_config(config_file=kubeconfig,
-                                                      context=context if context in known else None)
-    return _clients[key]
 
 
 def loopback_registry(argv: tuple[str, ...]) -> bool:
@@ -155,7 +141,7 @@ def run(job: BuilderJob, secrets: Mapping[str, str], on_line: Callable[[str], No
     try:
         api = api_client(settings.kubeconfig, place.context)
         core = client.CoreV1Api(api)
-        secret_name = ensure_builder_objects(core, namespace, job, settings.docker_config)
+        secret_name = ensure_builder_objects(core, namespace, job, Path(job.docker_config or settings.docker_config))
         name = objects.kaniko_pod_name(place.build or job.mode, uuid.uuid4().hex)
         memory = (place.resources.get("limits") or {}).get("memory")
         manifest: Any = objects.kaniko_pod(
@@ -165,6 +151,8 @@ def run(job: BuilderJob, secrets: Mapping[str, str], on_line: Callable[[str], No
             resources=place.resources or objects.DEFAULT_RESOURCES, image_pull_secrets=place.image_pull_secrets,
             labels=dict(place.labels), host_network=loopback_registry(job.argv))
         core.create_namespaced_pod(namespace, manifest)
+        if on_line is not None:
+            on_line(f"farm: executor Pod {namespace}/{name} created")
     except ApiException as exc:
         raise _api_error(exc, namespace) from None
     except urllib3.exceptions.HTTPError as exc:
@@ -183,26 +171,38 @@ def run(job: BuilderJob, secrets: Mapping[str, str], on_line: Callable[[str], No
 
 
 def _api_error(exc: Any, namespace: str) -> BuildError:
-    reason = f"{exc.status} {exc.reason}"
-    if exc.status == 403:
+    text = f"{exc.reason} {exc.body or ''}"
+    status = exc.status or (int(m.group(1)) if (m := re.search(r"Handshake status (\d+)", text)) else 0)
+    said = m.group(1) if (m := re.search(r'"message":"((?:[^"\\]|\\.)*)"', text)) else exc.reason
+    reason = f"{status} {said}".replace('\\"', '"')
+    if status == 403:
         return PermanentBuildError(f"Kubernetes refused the worker in namespace {namespace} ({reason}): "
                                    "its Role lacks a permission (workers/rbac.py lists what it needs)")
-    if exc.status == 404:
+    if status == 404:
         return PermanentBuildError(f"Kubernetes: namespace {namespace} or an object in it is missing ({reason})")
-    if exc.status in (408, 429, 500, 502, 503, 504) or not exc.status:
+    if status in (408, 429, 500, 502, 503, 504) or not status:
         return TransientBuildError(f"Kubernetes API error in namespace {namespace}: {reason}")
     return PermanentBuildError(f"Kubernetes API error in namespace {namespace}: {reason}")
 
 
 def ensure_builder_objects(core: Any, namespace: str, job: BuilderJob, docker_config: Path) -> str:
-    """The builder ServiceAccount and the docker-auth Secret in `namespace`; the Secret's name."""
-    from workers.runtimes.kubernetes import apply
+    """The builder ServiceAccount and the docker-auth Secret in `namespace` (created when missing and
+    the worker may); the Secret's name."""
+    from kubernetes.client.exceptions import ApiException
 
     hosts = [a.split("=", 1)[1].split("/", 1)[0] for a in job.argv
              if a.startswith(("--destination=", "--cache-repo="))]
     config = build_docker_config(DockerConfig.load(docker_config), None, hosts)
     data = json.loads(config_bytes(config))
-    apply(core, "service_account", objects.service_account(namespace, dict(job.placement.service_account_annotations)))
+    sa = objects.service_account(namespace, dict(job.placement.service_account_annotations))
+    try:
+        apply(core, "service_account", sa)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+        # Garden's ensureNamespace; a least-privilege worker may not (403: the namespace must exist)
+        core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+        apply(core, "service_account", sa)
     secret = objects.docker_auth_secret(namespace, data)
     apply(core, "secret", secret)
     return str(secret["metadata"]["name"])

@@ -235,3 +235,104 @@ def test_dot_names_that_are_safe_are_kept(tmp_path: Path, listed: str) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / listed).write_bytes(b"")
     assert [e.path for e in build_manifest(tmp_path, [listed]).entries] == [listed]
+
+
+# --- messages --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("data,message", [
+    (b"{", "context manifest is not valid JSON: Expecting property name enclosed in double quotes: line 1 column 2 "
+           "(char 1)"),
+    (b'{"version": 2, "entries": []}', "context manifest has an unknown format (expected version 1)"),
+    (b"[1]", "context manifest has an unknown format (expected version 1)"),
+    (b'{"version": 1, "entries": {}}', "context manifest has no list of entries"),
+    (b'{"version": 1, "entries": [["a", 33188, 0, null, null], ["b", 1]]}',
+     "context manifest entry #1 is malformed: ['b', 1]"),
+    (b'{"version": 1, "entries": [["a", 33188, 0, null, 5]]}',
+     "context manifest entry #0 is malformed: ['a', 33188, 0, None, 5]"),
+    (b'{"version": 1, "entries": [["a", 33188, 0, 5, null]]}',
+     "context manifest entry #0 is malformed: ['a', 33188, 0, 5, None]"),
+    (b'{"version": 1, "entries": [["a", 33188, 0, 5, "t"]]}',
+     "context manifest entry #0 is malformed: ['a', 33188, 0, 5, 't']"),
+    (b'{"version": 1, "entries": [["a", 33188, "0", null, null]]}',
+     "context manifest entry #0 is malformed: ['a', 33188, '0', None, None]"),
+    (b'{"version": 1, "entries": [["a", "33188", 0, null, null]]}',
+     "context manifest entry #0 is malformed: ['a', '33188', 0, None, None]"),
+    (b'{"version": 1, "entries": [["a", 33188, 0, null, null, null]]}',
+     "context manifest entry #0 is malformed: ['a', 33188, 0, None, None, None]"),
+    (b'{"version": 1, "entries": ["a3188"]}', "context manifest entry #0 is malformed: a3188"),
+    (b'{"version": 1, "entries": [["a", 33188, false, null, null]]}',
+     "context manifest entry #0 is malformed: ['a', 33188, False, None, None]"),
+    (b'{"version": 1, "entries": [[1, 33188, 0, null, null]]}',
+     "context manifest entry #0 is malformed: [1, 33188, 0, None, None]"),
+    (b'{"version": 1, "entries": [["' + b"x" * 300 + b'", 1]]}',
+     "context manifest entry #0 is malformed: ['" + "x" * 198),
+])
+def test_from_json_messages(data: bytes, message: str) -> None:
+    with pytest.raises(ContextError) as exc:
+        ContextManifest.from_json(data)
+    assert str(exc.value) == message
+
+
+@pytest.mark.parametrize("listed,why", [
+    ("../x", "contains '..'"),
+    ("a\x00b", "contains a NUL byte"),
+    ("x" * 4097, "longer than 4096 characters"),
+    ("a//b", "not a normalised relative path (empty or '.' component)"),
+])
+def test_unsafe_listed_path_messages(tmp_path: Path, listed: str, why: str) -> None:
+    with pytest.raises(ContextError) as exc:
+        build_manifest(tmp_path, [listed])
+    assert str(exc.value) == f"build context: path {listed!r} refused: {why}"
+
+
+def test_a_4096_character_path_is_not_refused_by_its_length(tmp_path: Path) -> None:
+    with pytest.raises(ContextError) as exc:  # the OS's own limit (PATH_MAX with the root), not ours
+        build_manifest(tmp_path, ["/".join(["y" * 255] * 16) + "z"])
+    assert str(exc.value).endswith(": cannot read: File name too long")
+
+
+def test_special_file_and_unreadable_path_messages(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(ContextError) as exc:
+        build_manifest(tmp_path, ["pipe"])
+    assert str(exc.value) == (f"{tmp_path}/pipe: not a regular file or symlink (directory, device, fifo or socket) "
+                              "and cannot be part of a build context")
+    with pytest.raises(ContextError) as exc:
+        build_manifest(tmp_path, ["file/x"])
+    assert str(exc.value) == f"{tmp_path}/file/x: cannot read: Not a directory"
+    with pytest.raises(ContextError) as exc:
+        build_manifest(tmp_path, ["gone"])
+    assert str(exc.value) == f"{tmp_path}/gone: listed in the build context but does not exist"
+
+
+def test_a_file_that_vanishes_before_hashing(tmp_path: Path) -> None:
+    from farm.context.manifest import _hash_all
+
+    st = os.lstat(tmp_path)
+    with pytest.raises(ContextError) as exc:
+        _hash_all(f"{tmp_path}/", [(0, "gone", st)], 1)
+    assert str(exc.value) == f"{tmp_path}/gone: cannot read: No such file or directory"
+
+
+def test_a_file_longer_than_its_stat_says() -> None:
+    # /proc files report size 0 and still have content: the "grew since fstat" path reads it all
+    import hashlib
+
+    data = Path("/proc/version").read_bytes()
+    assert data and os.stat("/proc/version").st_size == 0
+    assert hash_file("/proc/version") == (hashlib.sha256(data).hexdigest(), len(data))
+
+
+def test_the_filesystem_root_as_a_context() -> None:
+    m = build_manifest(Path("/"), ["proc/version"])
+    assert [(e.path, e.mode) for e in m.entries] == [("proc/version", 0o100644)]
+
+
+@pytest.mark.parametrize("name", ["ctxX", "ctx ", "ctx/"])
+def test_root_names_are_taken_as_they_are(tmp_path: Path, name: str) -> None:
+    root = tmp_path / name.rstrip("/")
+    root.mkdir()
+    (root / "Dockerfile").write_bytes(b"FROM scratch\n")
+    m = build_manifest(str(tmp_path) + "/" + name, ["Dockerfile"])  # type: ignore[arg-type]
+    assert m.entries == (ManifestEntry("Dockerfile", 0o100644, 13, SHA_FROM_SCRATCH),)

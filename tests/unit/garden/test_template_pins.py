@@ -277,3 +277,160 @@ def test_hints_for_keys_the_farm_does_not_provide(key: str, hint: str) -> None:
     with pytest.raises(TemplateError) as exc:
         resolve_string(key, ctx)
     assert str(exc.value).endswith("." + hint)
+
+
+def test_a_missing_environment_variable() -> None:
+    with pytest.raises(TemplateError) as exc:
+        resolve_string("${local.env.FARM_PIN_NOT_SET}", {"local": {"env": {"HOME": "/root"}}})
+    assert str(exc.value) == ("Invalid template string (${local.env.FARM_PIN_NOT_SET}): Could not find key "
+                              "FARM_PIN_NOT_SET under local.env: the environment variable is not set")
+    with pytest.raises(TemplateError) as exc:
+        resolve_string("${local.envs.X}", {"local": {"env": {}}})
+    assert str(exc.value).endswith("Could not find key envs under local. Available keys: env.")
+
+
+def test_has_template() -> None:
+    from farm.garden.templates import has_template
+
+    assert has_template("a${b}") and has_template("${") and not has_template("a$b{c}") and not has_template("")
+
+
+@pytest.mark.parametrize("value,message", [
+    ({"$forEach": "${var.missing}", "$return": 1}, "$forEach: Invalid template string (${var.missing}) at path "
+                                                   "$forEach: Could not find key missing under var."),
+    ({"$forEach": [1], "$return": 1, "$filter": "${var.missing}"}, "$filter: Invalid template string "
+                                                                   "(${var.missing}) at path $filter: Could not find "
+                                                                   "key missing under var."),
+    ({"$forEach": [1], "$return": {"$concat": "${var.missing}"}}, "$return.$concat: Invalid template string "
+                                                                  "(${var.missing}) at path $return.$concat: Could "
+                                                                  "not find key missing under var."),
+    ({"$forEach": [1], "$return": "${var.missing}"}, "$return: Invalid template string (${var.missing}) at path "
+                                                     "$return: Could not find key missing under var."),
+    ({"a": {"$if": "${var.missing}", "$then": 1}}, "a.$if: Invalid template string (${var.missing}) at path a.$if: "
+                                                   "Could not find key missing under var."),
+    ({"a": {"$if": True, "$then": "${var.missing}"}}, "a.$then: Invalid template string (${var.missing}) at path "
+                                                      "a.$then: Could not find key missing under var."),
+    ({"a": {"$merge": "${var.s}"}}, "a.$merge: Value of $merge key must be (or resolve to) a mapping object "
+                                    "(got string)"),
+    ([[{"$if": True}]], ": Missing $then field next to $if field. Got: $if"),
+])
+def test_error_paths(value: Any, message: str) -> None:
+    with pytest.raises(ValueError) as exc:
+        resolve(value, CTX, fail)
+    assert str(exc.value).startswith(message)
+
+
+def test_a_branch_is_resolved_in_the_context() -> None:
+    assert resolve({"$if": "${var.t}", "$then": "${var.n}"}, CTX, fail) == 3
+    assert resolve({"$forEach": [1], "$return": {"$if": True, "$then": "${item.value + var.n}"}}, CTX, fail) == [4]
+
+
+def nested(depth: int, leaf: Any) -> Any:
+    for _ in range(depth):
+        leaf = {"a": leaf}
+    return leaf
+
+
+def deepest_checkable() -> int:
+    """The deepest nesting the structural check walks here (it takes the fewest frames a level)."""
+    from farm.garden import templates
+
+    depth = 50
+    while True:
+        try:
+            templates._check(nested(depth + 50, 1))
+        except RecursionError:
+            return depth
+        depth += 50
+
+
+@pytest.mark.parametrize("depth", ["checkable", 20_000])
+def test_data_nested_too_deeply_is_one_error(depth: int | str) -> None:
+    # 20000 levels: the structural check meets the limit (it raised RecursionError before issue 19);
+    # just under the check's own limit: the check passes and the resolver, more frames a level, meets it
+    n = deepest_checkable() - 60 if depth == "checkable" else int(depth)
+    with pytest.raises(ValueError) as exc:
+        resolve(nested(n, "${var.n}"), CTX, fail)
+    assert str(exc.value) == ": template nested too deeply"
+
+
+def test_a_helper_that_recurses_too_deeply() -> None:
+    text = "${jsonDecode('" + "[" * 100_000 + "]" * 100_000 + "')}"
+    with pytest.raises(TemplateError) as exc:
+        resolve_string(text, {})
+    assert (exc.value.message, exc.value.expression, exc.value.source) == ("template nested too deeply", text, text)
+
+
+# --- evaluation details (template_eval.py) ---------------------------------------------------------------
+
+@pytest.mark.parametrize("text,plain,kept", [
+    ("${'$${a}' + 'b'}", "${a}b", "$${a}b"),
+    ("${'b' + '$${a}'}", "b${a}", "b$${a}"),
+    ("${'$${a}' || 'b'}", "${a}", "$${a}"),
+    ("${var.f || '$${a}'}", "${a}", "$${a}"),
+    ("${var.t && '$${a}'}", "${a}", "$${a}"),
+])
+def test_escapes_inside_operands(text: str, plain: str, kept: str) -> None:
+    assert resolve_string(text, CTX) == plain
+    assert resolve_string(text, CTX, keep_escaping=True) == kept
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("${var.missing + 'a' || 'b'}", "b"),
+    ("${'a' + var.missing || 'b'}", "b"),
+    ("${[var.missing] || 'b'}", "b"),
+    ("${[var.n, var.missing] || 'b'}", "b"),
+])
+def test_a_missing_key_inside_the_left_of_or_falls_through(text: str, expected: Any) -> None:
+    assert ev(text) == expected
+
+
+@pytest.mark.parametrize("text,expression", [
+    ("a ${var.missing} b", "var.missing"),
+    ("a ${var.s.x} b", "var.s.x"),
+    ("a ${var.l[var.m]} b", "var.l[var.m]"),
+    ("a ${nope()} b", "nope()"),
+    ("a ${lower(1)} b", "lower(1)"),
+    ("a ${concat('a', var.l)} b", "concat('a', var.l)"),
+    ("a ${1 < 'b'} b", "1 < 'b'"),
+    ("${var.missing}", "var.missing"),
+])
+def test_errors_name_the_expression(text: str, expression: str) -> None:
+    with pytest.raises(TemplateError) as exc:
+        ev(text)
+    assert (exc.value.expression, exc.value.source) == (expression, text)
+
+
+def test_keys_with_dots_are_rendered_in_brackets() -> None:
+    ctx = {"var": {"a.b": {"x": 1}, "c$d": {}, "e{f": {}}}
+    for key in ("a.b", "c$d", "e{f"):
+        with pytest.raises(TemplateError) as exc:
+            resolve_string(f"${{var['{key}'].missing}}", ctx)
+        assert f'Could not find key missing under var["{key}"].' in str(exc.value)
+
+
+def test_exact_keys_win_over_their_string_form() -> None:
+    ctx = {"d": {"1": "string key", 1: "number key", "true": "string true"}}
+    assert resolve_string("${d[1]}", ctx) == "number key"
+    assert resolve_string("${d['1']}", ctx) == "string key"
+
+
+def test_underscore_keys_are_not_listed_as_available() -> None:
+    with pytest.raises(TemplateError) as exc:
+        resolve_string("${var.missing}", {"var": {"_hidden": 1, "shown": 2}})
+    assert str(exc.value).endswith("Could not find key missing under var. Available keys: shown.")
+    with pytest.raises(TemplateError) as exc:
+        resolve_string("${var.missing}", {"var": {"_hidden": 1}})
+    assert str(exc.value).endswith("Available keys: (none).")
+
+
+def test_the_hint_sees_the_key_path_up_to_the_missing_key() -> None:
+    with pytest.raises(TemplateError) as exc:
+        resolve_string("${actions.build.x.outputs.deploymentImageId}", {"actions": {"build": {}}})
+    assert str(exc.value).endswith("(actions.build.x: no container Build of that name is enabled in this environment)")
+
+
+def test_an_error_in_a_nested_template_names_the_inner_expression() -> None:
+    with pytest.raises(TemplateError) as exc:
+        ev("a ${'${var.missing}'} b")
+    assert (exc.value.expression, exc.value.source) == ("var.missing", "${var.missing}")

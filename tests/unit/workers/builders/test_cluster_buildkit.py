@@ -201,4 +201,17 @@ def test_a_worker_without_buildkitd_is_told_so() -> None:
         BUILDER.jobs(req, Workspace(context_dir="/ctx", docker_config=Path("/cfg")))
     (j,) = BUILDER.jobs(req, Workspace(context_dir="/ctx", docker_config=Path("/cfg"), buildkit_host="tcp://b:1"))
     assert ("BUILDKIT_HOST", "tcp://b:1") in j.env and ("DOCKER_CONFIG", "/cfg") in j.env
-    assert j.argv[-2:] == ("--opt", "platform=linux/amd64")
+    assert j.argv[-4:] == ("--opt", "platform=linux/amd64", "--ref-file", "/ctx.buildkit-ref")
+
+
+def test_the_build_record_is_deleted_from_buildkits_history(tmp_path: Path) -> None:
+    ws = Workspace(context_dir=str(tmp_path / "ctx"), docker_config=Path("/cfg"), buildkit_host="tcp://b:1",
+                   buildctl="/bin/buildctl")
+    req = BuildRequest(job_id="j", project="p", build="api", version="v-0123456789", platform="linux/amd64",
+                       mode=MODE, image=f"{REG}/api:v-0123456789", context="sha256:" + "0" * 64,
+                       context_store="file:///s")
+    assert BUILDER.forget(req, ws) is None                     # the build never started: no record
+    (tmp_path / "ctx.buildkit-ref").write_text("qk2v1t8f2n3\n")
+    job = BUILDER.forget(req, ws)
+    assert job is not None and job.argv == ("/bin/buildctl", "debug", "ctl", "--delete", "qk2v1t8f2n3")
+    assert ("BUILDKIT_HOST", "tcp://b:1") in job.env and not (tmp_path / "ctx.buildkit-ref").exists()

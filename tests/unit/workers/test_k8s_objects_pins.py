@@ -1,0 +1,23 @@
+"""workers/k8s_objects.py pinned by known answers (issue 19): the manifest hash is sha256 over the
+canonical JSON (sorted keys, no spaces) without its own annotation; checked with `sha256sum`."""
+
+from __future__ import annotations
+
+from workers.k8s_objects import HASH_ANNOTATION, buildkit_deployment, manifest_hash
+
+
+def test_manifest_hash_known_answers() -> None:
+    # printf '%s' '{"kind":"K","metadata":{"annotations":{"a":"b"},"name":"x"}}' | sha256sum
+    m = {"metadata": {"name": "x", "annotations": {HASH_ANNOTATION: "old", "a": "b"}}, "kind": "K"}
+    assert manifest_hash(m) == "60abf712fa3dea93ebc8d8e1cb8f4c5a5cfe64ed8631cbe70e3b61bc645167af"
+    assert m["metadata"]["annotations"][HASH_ANNOTATION] == "old"  # the input is not changed
+    # printf '%s' '{"kind":"K"}' | sha256sum
+    assert manifest_hash({"kind": "K"}) == "94a8db0505cbf2ad10c3e022d14c8aba644c233c9cad12c0384f19f92eeb2661"
+    assert manifest_hash({"kind": "K", "metadata": {"annotations": None}}) == manifest_hash(
+        {"metadata": {"annotations": None}, "kind": "K"})
+
+
+def test_util_registry_domain_loses_trailing_slashes_only() -> None:
+    [container] = buildkit_deployment("ns", "auth", util_image_registry_domain="regX//")["spec"]["template"][
+        "spec"]["containers"]
+    assert container["image"] == "regX/gardendev/buildkit:v0.23.2"
