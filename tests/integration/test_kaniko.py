@@ -219,14 +219,15 @@ def test_unreachable_registry_is_a_transient_failure_naming_it(kaniko_image: str
 
 def test_a_worker_killed_mid_build_leaves_no_executor_behind(stack_env: dict[str, str], kaniko_image: str,
                                                              tmp_path: Path) -> None:
-    env = {**stack_env, "FARM_KANIKO_IMAGE": kaniko_image, "FARM_RETRIES": "0"}
-    # linux/arm/v7: a queue only this worker consumes here
-    proc = start_worker(env, ["linux/arm/v7"], tmp_path / "victim.log", modes=["kaniko"])
+    # Its own Redis databases: a queue no other worker of this session consumes.
+    redis_url = stack_env["FARM_BROKER_URL"].rsplit("/", 1)[0]
+    env = {**stack_env, "FARM_KANIKO_IMAGE": kaniko_image, "FARM_RETRIES": "0",
+           "FARM_BROKER_URL": f"{redis_url}/5", "FARM_RESULT_BACKEND": f"{redis_url}/6"}
+    proc = start_worker(env, ["linux/amd64"], tmp_path / "victim.log", modes=["kaniko"])
     root = project(tmp_path / "p", {"api": {
-        "Dockerfile": f"FROM {os.environ['FARM_BASE_IMAGE']}\nRUN echo {uuid.uuid4().hex} && sleep 300\n"}},
-        build_extra="spec:\n  platforms: [linux/arm/v7]\n")
+        "Dockerfile": f"FROM {os.environ['FARM_BASE_IMAGE']}\nRUN echo {uuid.uuid4().hex} && sleep 300\n"}})
     subprocess.run([".venv/bin/farm", "build", "--project", str(root), "--no-wait"], check=True,
-                   cwd=Path(__file__).resolve().parents[2], capture_output=True)
+                   cwd=Path(__file__).resolve().parents[2], capture_output=True, env={**os.environ, **env})
     deadline = time.monotonic() + 120
     while not executors():
         assert time.monotonic() < deadline, "no executor container started"

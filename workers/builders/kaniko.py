@@ -43,7 +43,8 @@ def executor_job(req: BuildRequest, ws: Workspace) -> BuilderJob:
                           labels={"farm/job": req.job_id}, service_account=BUILDER_SERVICE_ACCOUNT,
                           service_account_annotations=options.service_account_annotations,
                           node_selector=options.node_selector, tolerations=options.tolerations,
-                          annotations=options.annotations, resources=options.resources)
+                          annotations=options.annotations, resources=options.resources,
+                          image_pull_secrets=options.image_pull_secrets)
     return BuilderJob(mode=MODE, argv=tuple(argv), context_dir=ws.context_dir, timeout=req.timeout,
                       unreachable=UNREACHABLE, cause=CAUSE, daemon="a registry", image=image, placement=placement,
                       docker_config=str(ws.docker_config),
