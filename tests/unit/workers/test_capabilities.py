@@ -44,6 +44,10 @@ def test_emulation_reads_binfmt(tmp_path: Path) -> None:
     assert not emulation("linux/ppc64le", tmp_path)
 
 
+def test_kaniko_runs_on_a_node_of_the_platform() -> None:
+    assert foreign_reason("kaniko", "linux/arm64", "linux/amd64", steps(RUNS), False) is None
+
+
 def test_a_worker_without_an_executor_image_does_not_offer_kaniko() -> None:
     from farm.settings import Settings
     from workers.capabilities import missing

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from workers.k8s_objects import HASH_ANNOTATION, buildkit_deployment, manifest_hash
 
+SHA_A_B = "da1085"   # printf '%s' 'a_bseed' | sha1sum | cut -c1-6
+SHA_LONG = "726517"  # the same for 48 a's, "_b", "seed"
+
 
 def test_manifest_hash_known_answers() -> None:
     # printf '%s' '{"kind":"K","metadata":{"annotations":{"a":"b"},"name":"x"}}' | sha256sum
@@ -21,3 +24,20 @@ def test_util_registry_domain_loses_trailing_slashes_only() -> None:
     [container] = buildkit_deployment("ns", "auth", util_image_registry_domain="regX//")["spec"]["template"][
         "spec"]["containers"]
     assert container["image"] == "regX/gardendev/buildkit:v0.23.2"
+
+
+def test_kaniko_pod_name_known_answers() -> None:
+    from workers.k8s_objects import kaniko_pod_name
+
+    # printf '%s' 'a_bseed' | sha1sum | cut -c1-6 ; the prefix is cut at 56 characters, trailing "-" dropped
+    assert kaniko_pod_name("a_b", "seed") == "kaniko-a-b-" + SHA_A_B
+    long = "a" * 48 + "_b"
+    assert kaniko_pod_name(long, "seed") == "kaniko-" + "a" * 48 + "-" + SHA_LONG
+
+
+def test_kaniko_pod_grace_period() -> None:
+    from workers.k8s_objects import kaniko_pod
+
+    pod = kaniko_pod("ns", "p", image="i", argv=["/kaniko/executor"], auth_secret_name="s", active_deadline=60)
+    assert pod["spec"]["terminationGracePeriodSeconds"] == 5
+    assert pod["spec"]["activeDeadlineSeconds"] == 60
