@@ -174,7 +174,7 @@ def submit(app: Celery, jobs: JobStore, requests: Sequence[BuildRequest], merge:
     """Claim each ref; a new claim waits in its queue's waiting room and admission sends what there is
     room for; a ref already being built is followed instead (single flight). The merge goes when the
     last of its platforms is pushed (`skipped`: platforms the registry already had count as pushed)."""
-    from farm import admission
+    from farm import admission, sealing
 
     who = who or Submission()
     out: list[Followed] = []

@@ -130,10 +130,11 @@ def foreign_reason(mode: str, platform: str, machine: str, steps: Sequence[str],
     Its own platform, always. A foreign one: local-docker's classic builder writes a file-only image
     (FROM scratch, COPY, ADD) for any platform, but commits every other step (ARG, LABEL, ENV ...) as
     this machine's platform, and runs RUN natively: it needs a real base image of that platform and
-    emulation. BuildKit and kaniko write metadata for any platform and need emulation only to RUN.
+    emulation. BuildKit writes metadata for any platform and needs emulation only to RUN. Kaniko's
+    Pods run on a node of the job's platform, so this machine's platform does not matter there.
     Unknown steps (an older producer): it builds, and the pushed image's platform is checked."""
-    if not steps or same_platform(platform, machine):
-        return None
+    if not steps or same_platform(platform, machine) or mode not in ("local-docker", "cluster-buildkit"):
+        return None     # kaniko runs in a Pod on a node of the job's platform, not on this machine
     kinds = {s.split()[0] for s in steps}
     from_scratch = all(s == "FROM scratch" for s in steps if s.startswith("FROM"))
     arch = platform.split("/")[1] if "/" in platform else platform

@@ -3,17 +3,27 @@ the worker directory (0600 in 0700). Every worker of a farm must hold the same o
 
 from __future__ import annotations
 
+import logging
+import os
+
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from farm import sealing
 from farm.settings import get_settings
 
 _key: X25519PrivateKey | None = None
+logger = logging.getLogger(__name__)
 
 
 def sealing_key() -> X25519PrivateKey:
     global _key
     if _key is None:
         settings = get_settings()
-        _key = sealing.load_or_create(settings.sealing_key_file or settings.worker_root / "sealing.key")
+        path = settings.sealing_key_file or settings.worker_root / "sealing.key"
+        if settings.sealing_key_file and not path.exists() and not os.access(path.parent, os.W_OK):
+            # A key Secret that was not created (deploy/ mounts it optionally): this worker's own key
+            # serves a farm of one worker; with several, their secrets cannot be opened elsewhere.
+            logger.warning("farm: %s is missing; using a sealing key of this worker's own", path)
+            path = settings.worker_root / "sealing.key"
+        _key = sealing.load_or_create(path)
     return _key

@@ -312,6 +312,7 @@ def _build(req: BuildRequest, log: Callable[[str], None], stop: threading.Event)
                     if served is None or not ecr.refused_but_same(seen, served):
                         raise
                     log(f"farm: {req.image} is immutable and already holds this build's manifest {served}: done")
+                    _check_platforms(req, served, log)
                     return served
         finally:
             _forget(builder, req, ws, log)

@@ -66,7 +66,9 @@ def describe(job_id: str, r: dict[str, str], now: float | None = None) -> str:
         f", sent to {r.get('queue')} {ago('dispatched_at')}" if r.get("dispatched_at") else
         ", in the waiting room" if r.get("wait_key") else "")
     state = {
-        "queued": queued + (f", waiting: {r['waiting']}" if r.get("waiting") else ""),
+        # `refused`: a worker that cannot build this foreign platform sent it back, saying why.
+        "queued": queued + (f", waiting: {r.get('waiting') or r['refused']}" if r.get("waiting") or r.get("refused")
+                            else ""),
         "started": f"running on {r.get('worker', '?')} since {ago('attempt_started_at')}, "
                    f"attempt {r.get('attempts', '1')}" + (", cancel requested" if r.get("cancel_requested_at") else ""),
         "retrying": f"retrying after attempt {r.get('attempts', '?')} failed: {r.get('error', '')}",

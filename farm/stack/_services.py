@@ -211,7 +211,8 @@ def _registry(paths: StackPaths, settings: StackSettings) -> Service:
             hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=BCRYPT_ROUNDS))
             _configs.write_if_changed(paths.htpasswd, _configs.htpasswd_line(REGISTRY_USER, hashed), 0o600)
         secret = _secret_file(paths.registry_secret)
-        _configs.write_if_changed(conf, _configs.registry_yml(paths, settings, secret))
+        _configs.write_if_changed(conf, _configs.registry_yml(paths, settings, secret), 0o600)
+        os.chmod(conf, 0o600)             # it holds the registry's http secret
         _configs.write_if_changed(paths.docker_config / "config.json",
                                   _configs.docker_client_config(settings, password), 0o600)
 

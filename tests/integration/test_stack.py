@@ -411,7 +411,7 @@ def test_credentials_and_data_are_private(up_stack: Stack) -> None:
     redis.Redis.from_url(up_stack.env()["FARM_REDIS_ADMIN_URL"]).save()     # an RDB file to look at
     files = [*(state / "secrets").iterdir(), *(p for p in (state / "redis").rglob("*") if p.is_file()),
              state / "registry" / "password", state / "registry" / "htpasswd",
-             state / "docker-config" / "config.json"]
+             state / "docker-config" / "config.json", state / "config" / "registry.yml"]
     assert any(p.name == "dump.rdb" for p in files) and any("appendonly" in str(p) for p in files)
     for f in files:
         assert f.stat().st_mode & 0o777 == 0o600, f

@@ -22,7 +22,7 @@ K8S_VERSION = "1.30"
 CRDS = {"ScaledObject"}                 # KEDA's: no schema offline; checked by hand below
 NAMESPACED_NOT = {"Namespace"}
 # Secrets the operator creates (README): referenced, never shipped.
-EXTERNAL_SECRETS = {"farm-registry-auth", "farm-flower-auth", "farm-gcs-hmac"}
+EXTERNAL_SECRETS = {"farm-registry-auth", "farm-flower-auth", "farm-gcs-hmac", "farm-sealing-key"}
 
 
 @pytest.fixture(scope="module")
