@@ -1,9 +1,10 @@
 """The Go tools the stack builds from the Go module proxy with ``scripts/install-*.sh``, cached
-under ``~/.cache/farm``: found beside the package (a checkout or an editable install) and run when
+under ``~/.cache/farm`` (``FARM_CACHE_DIR``, as the scripts read it): found beside the package (a checkout or an editable install) and run when
 their binaries are missing."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -13,6 +14,11 @@ from farm.errors import StackError
 from farm.stack._process import tail
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+
+
+def cache_dir() -> Path:
+    """Where the install scripts keep their builds, `<tool>-<version>/` each."""
+    return Path(os.environ.get("FARM_CACHE_DIR") or Path.home() / ".cache" / "farm")
 
 
 def run_install_script(name: str, log: Path) -> None:

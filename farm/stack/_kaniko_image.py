@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from farm.errors import StackError
-from farm.stack._go_tools import run_install_script
+from farm.stack._go_tools import cache_dir, run_install_script
 from farm.stack._pushed_image import dir_tar, ensure_pushed
 from farm.stack._services import registry_password
 from farm.stack._state import StackPaths, StackSettings
@@ -30,7 +30,7 @@ CHANGES = (
 
 
 def kaniko_dir(version: str = KANIKO_VERSION) -> Path:
-    return Path.home() / ".cache" / "farm" / f"kaniko-{version}"
+    return cache_dir() / f"kaniko-{version}"
 
 
 def rootfs(version: str = KANIKO_VERSION) -> Path:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from farm.stack._configs import _q
+from farm.stack._go_tools import cache_dir
 from farm.stack._state import KUBE_PORTS, REGISTRY_USER, StackPaths, StackSettings
 
 KUBERNETES_VERSION = "v1.35.4"
@@ -21,10 +22,6 @@ PAUSE_REPO = "farm/pause"
 PAUSE_TAG = "1"
 CNI_BIN_DIR = Path("/usr/lib/cni")  # Debian's containernetworking-plugins
 ADMIN_GROUP = "system:masters"
-
-
-def cache_dir() -> Path:
-    return Path.home() / ".cache" / "farm"
 
 
 def kube_bin(name: str) -> Path:

@@ -22,6 +22,7 @@ import httpx
 
 from farm.errors import StackError
 from farm.stack import _configs, _credentials
+from farm.stack._go_tools import cache_dir
 from farm.stack._packages import search_path, which
 from farm.stack._state import REGISTRY_USER, StackPaths, StackSettings
 
@@ -89,7 +90,7 @@ def unix_answers(path: Path) -> bool:
 
 
 def buildkit_bin(name: str) -> Path:
-    return Path.home() / ".cache" / "farm" / f"buildkit-{BUILDKIT_VERSION}" / "bin" / name
+    return cache_dir() / f"buildkit-{BUILDKIT_VERSION}" / "bin" / name
 
 
 def buildctl_answers(paths: StackPaths) -> bool:

@@ -15,6 +15,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from farm.stack._go_tools import cache_dir
+
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 OVERLAYS = ("onprem", "aws", "gcp")
@@ -37,7 +39,7 @@ def _binary() -> str:
     version = re.search(r'version="\$\{KUSTOMIZE_VERSION:-([^}]+)\}"',
                         (ROOT / "scripts/install-kustomize.sh").read_text())
     assert version
-    return str(Path.home() / ".cache/farm" / f"kustomize-{version.group(1)}" / "bin/kustomize")
+    return str(cache_dir() / f"kustomize-{version.group(1)}" / "bin/kustomize")
 
 
 def render(kustomize: str, path: Path) -> list[dict[str, Any]]:
