@@ -84,9 +84,23 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
         time.sleep(0.5)
 
 
+def running_kubelets() -> list[str]:
+    """`pid: command line` of every kubelet on this machine."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if proc.name.isdigit() and argv and os.path.basename(argv[0].decode(errors="replace")) == "kubelet":
+            found.append(f"{proc.name}: {b' '.join(argv).decode(errors='replace')[:200]}")
+    return found
+
+
 @contextlib.contextmanager
 def node_lock(path: Path = NODE_LOCK) -> Iterator[None]:
-    """The machine-wide right to run a kubelet, held until the block ends (waits for another holder)."""
+    """The machine-wide right to run a kubelet, held until the block ends (waits for another test
+    session holding it; fails at once when a node outside any test runs, e.g. `make demo-cluster`'s)."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         try:
@@ -96,6 +110,10 @@ def node_lock(path: Path = NODE_LOCK) -> Iterator[None]:
             start = time.monotonic()
             fcntl.flock(fd, fcntl.LOCK_EX)
             print(f"kube_cluster: got {path} after {time.monotonic() - start:.0f}s", file=sys.stderr)
+        if others := running_kubelets():
+            pytest.fail("a Kubernetes node already runs on this machine and only one can: stop it "
+                        "(`make down` or `farm stack down` in the checkout that started it, e.g. after "
+                        f"`make demo-cluster`). Running: {'; '.join(others)}", pytrace=False)
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         yield
