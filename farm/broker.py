@@ -83,7 +83,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "result_extended": True,
         "result_expires": 7 * 24 * 3600,
         "task_track_started": True,
-        "task_send_sent_event": True,
+        # Off: the producer's task-sent event names the task by its Celery name and, when it reaches
+        # Flower after the worker's task-received, overwrites the readable shadow name
+        # ("build api linux/amd64 v-…"). Queued jobs are listed by `farm jobs` and the metrics.
+        "task_send_sent_event": False,
         "broker_connection_retry_on_startup": True,
     }
 

@@ -147,6 +147,7 @@ class KanikoOptions(BaseModel):
     resources: dict[str, dict[str, str]] = {}       # resources.builder as Kubernetes quantities
     service_account_annotations: dict[str, str] = {}
     kube_context: str | None = None                 # the provider's `context`
+    image_pull_secrets: tuple[str, ...] = ()        # names of the provider's imagePullSecrets (Pod pulls)
 
 
 def check_build(action: BuildAction) -> None:
@@ -180,7 +181,8 @@ def options_for(action: BuildAction, provider: KubernetesProvider, project_names
         node_selector=dict(kaniko.node_selector or {}), tolerations=tolerations,
         annotations=dict(kaniko.annotations or {}),
         resources={side: dict(values) for side, values in provider.resources.builder.requirements().items()},
-        service_account_annotations=dict(kaniko.service_account_annotations or {}), kube_context=provider.context)
+        service_account_annotations=dict(kaniko.service_account_annotations or {}), kube_context=provider.context,
+        image_pull_secrets=tuple(ref.name for ref in provider.image_pull_secrets))
 
 
 def resolve_build_args(build_args: Mapping[str, str | None], env: Mapping[str, str]) -> dict[str, str]:

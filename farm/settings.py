@@ -84,6 +84,9 @@ class Settings(BaseModel):
     kube_schedule_timeout: float = 60.0
     # cluster-buildkit on the local stack's node: the node-network port its buildkitd listens on (127.0.0.1).
     cluster_buildkit_port: int = 1234
+    # How buildctl reaches the in-cluster buildkitd: auto (node for a loopback registry, the Service from
+    # inside the cluster, else a port-forward through the API server), node, service or port-forward.
+    cluster_buildkit_access: Literal["auto", "node", "service", "port-forward"] = "auto"
     # Several platforms: one job per platform on per-arch pools ("fan-out"), or, for cluster-buildkit
     # without per-arch pools, one emulated buildctl call for all of them ("one-call").
     multi_platform: Literal["fan-out", "one-call"] = "fan-out"

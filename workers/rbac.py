@@ -11,7 +11,8 @@ ServiceAccount, build with it, and check it is denied everything else.
                       the builder ServiceAccount and docker-auth Secret get/create/update
     cluster-buildkit  the same ServiceAccount and Secret, deployments get/create/update,
                       deployments/scale patch (the roll on a ServiceAccount change), services
-                      get/create/update, pods list (why a Deployment is not ready)
+                      get/create/update, pods list (why a Deployment is not ready; the Pod a
+                      port-forward goes to), pods/portforward create+get (buildctl from outside)
     pull secrets      secrets get (imagePullSecrets, read by workers/pull_secrets.py)
 """
 
@@ -37,6 +38,7 @@ RULES: tuple[Rule, ...] = (
     Rule("", "pods", ("create", "delete", "get", "list")),
     Rule("", "pods/attach", ("create", "get")),
     Rule("", "pods/log", ("get",)),
+    Rule("", "pods/portforward", ("create", "get")),
     Rule("", "secrets", ("create", "get", "update")),
     Rule("", "serviceaccounts", ("create", "get", "update")),
     Rule("", "services", ("create", "get", "update")),

@@ -34,7 +34,7 @@ _state_opt = click.option("--state-dir", type=click.Path(file_okay=False, path_t
 @click.option("--with", "extra", multiple=True, help="Also start an optional service (buildkitd, worker).")
 @click.option("--project", "project_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Also start what this Garden project's build mode needs (buildkitd for cluster-buildkit, "
-                   "the Kaniko executor image for kaniko).")
+                   "and its in-cluster image with --with kubernetes; the Kaniko executor image for kaniko).")
 def stack_up(state_dir: Path | None, extra: tuple[str, ...], project_dir: Path | None) -> None:
     """Start the stack (idempotent)."""
     from farm.stack import DEFAULT_SERVICES
@@ -51,6 +51,8 @@ def stack_up(state_dir: Path | None, extra: tuple[str, ...], project_dir: Path |
     st.up(list(DEFAULT_SERVICES) + [s for s in extra if s != "worker"])
     if mode == "kaniko":
         err(f"kaniko      executor image {st.kaniko_image()}")
+    if mode == "cluster-buildkit" and "kubernetes" in extra:
+        err(f"buildkit    in-cluster image {st.buildkit_image()}")
     if "worker" in extra:
         st.start_worker()
     for name, status in st.status().items():

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from farm.errors import StackError
-from farm.stack import _base_image, _credentials, _kaniko_image, _worker
+from farm.stack import _base_image, _buildkit_image, _credentials, _kaniko_image, _worker
 from farm.stack._mounts import detach, mounts_under
 from farm.stack._packages import PACKAGES, ensure_binaries, static_busybox
 from farm.stack._process import ProcessRecord, port_free, spawn, stop, tail, wait_until
@@ -146,6 +146,16 @@ class Stack:
         if marker.is_file() and self._running(specs["registry"]):
             env["FARM_KANIKO_IMAGE"] = marker.read_text().strip()
         return env
+
+    def buildkit_image(self) -> str:
+        """`gardendev/buildkit` for cluster-buildkit in the stack's cluster (point the project's
+        `utilImageRegistryDomain` at the stack's registry)."""
+        with self._locked():
+            settings = self._settings()
+            specs = build_services(self.paths, settings)
+            if not (self._running(specs["docker"]) and self._running(specs["registry"])):
+                raise StackError("the BuildKit image needs the stack's docker and registry; run `farm stack up`")
+            return _buildkit_image.ensure(self.paths, settings)
 
     def kaniko_image(self) -> str:
         """The Kaniko executor, built from source if needed and pushed to the stack's registry; from

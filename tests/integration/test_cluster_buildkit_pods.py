@@ -161,3 +161,22 @@ def test_farm_build_of_two_builds_with_a_worker_on_the_kubernetes_runtime(
         cluster.core.create_namespaced_pod(NS, pod(runner, builds[name]["image"], ["cat", "/who"]))
         assert finished(cluster.core, runner, namespace=NS).status.phase == "Succeeded"
         assert cluster.core.read_namespaced_pod_log(runner, NS) == f"{name}-{token}\n"
+
+
+def test_a_worker_outside_the_cluster_reaches_buildkitd_through_a_port_forward(
+        cluster: Cluster, bk_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FARM_CLUSTER_BUILDKIT_ACCESS", "port-forward")
+    image = f"{bk_env['FARM_REGISTRY']}/farmtest/bk:{uuid.uuid4().hex[:12]}"
+    address = buildkit_for(options(bk_env), image, get_settings())
+    assert address.startswith("tcp://127.0.0.1:") and address != f"tcp://127.0.0.1:{bk_env['FARM_CLUSTER_BUILDKIT_PORT']}"
+    token = uuid.uuid4().hex
+    (tmp_path / "Dockerfile").write_text(f"FROM {bk_env['FARM_BASE_IMAGE']}\nRUN echo {token} > /built\n")
+    job = buildctl_job([], BuildSpec(), platforms=["linux/amd64"], deployment_image_id=image, build_args={},
+                       secret_ids=[], context_dir=str(tmp_path), insecure=True, buildkit_host=address,
+                       docker_config=bk_env["DOCKER_CONFIG"], buildctl=bk_env["FARM_BUILDCTL"])
+    process.run(job, {}, None)
+    head = httpx.head(f"http://{bk_env['FARM_REGISTRY']}/v2/farmtest/bk/manifests/{image.rsplit(':', 1)[1]}",
+                      auth=(REGISTRY_USER, registry_password(cluster.stack.paths)), trust_env=False,
+                      headers={"Accept": "application/vnd.oci.image.manifest.v1+json, "
+                                         "application/vnd.docker.distribution.manifest.v2+json"})
+    assert head.status_code == 200

@@ -40,6 +40,9 @@ ACCEPT = ("application/vnd.oci.image.index.v1+json, application/vnd.docker.distr
           "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json")
 
 
+DBS = (7, 8, 9, 10)        # Redis databases of this module's workers (test_scheduling has 4 and 5)
+
+
 @pytest.fixture(scope="module")
 def kaniko_image(stack_env: dict[str, str]) -> str:
     image = Stack(Path(stack_env["FARM_STATE_DIR"])).kaniko_image()
@@ -51,11 +54,18 @@ def kaniko_image(stack_env: dict[str, str]) -> str:
 def kaniko_worker(stack_env: dict[str, str], kaniko_image: str,
                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen[bytes]]:
     log = tmp_path_factory.mktemp("kaniko-worker") / "worker.log"
-    env = {**stack_env, "FARM_KANIKO_IMAGE": kaniko_image, "FARM_RETRIES": "0"}
-    proc = start_worker(env, ["linux/amd64", "linux/arm64"], log, modes=["kaniko"])
-    yield proc
-    if proc.poll() is None:
-        stop_worker(proc)
+    # Redis databases of this module's own: a stack worker that offers kaniko (`make demo` leaves one
+    # running) must not take these builds with its own settings.
+    base = stack_env["FARM_BROKER_URL"].rsplit("/", 1)[0]
+    own = {"FARM_BROKER_URL": f"{base}/{DBS[0]}", "FARM_RESULT_BACKEND": f"{base}/{DBS[1]}"}
+    env = {**stack_env, **own, "FARM_KANIKO_IMAGE": kaniko_image, "FARM_RETRIES": "0"}
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in own.items():
+            mp.setenv(key, value)
+        proc = start_worker(env, ["linux/amd64", "linux/arm64"], log, modes=["kaniko"])
+        yield proc
+        if proc.poll() is None:
+            stop_worker(proc)
 
 
 def project(root: Path, builds: dict[str, dict[str, str]], provider_extra: str = "", build_extra: str = "") -> Path:
@@ -219,14 +229,15 @@ def test_unreachable_registry_is_a_transient_failure_naming_it(kaniko_image: str
 
 def test_a_worker_killed_mid_build_leaves_no_executor_behind(stack_env: dict[str, str], kaniko_image: str,
                                                              tmp_path: Path) -> None:
-    env = {**stack_env, "FARM_KANIKO_IMAGE": kaniko_image, "FARM_RETRIES": "0"}
-    # linux/arm/v7: a queue only this worker consumes here
-    proc = start_worker(env, ["linux/arm/v7"], tmp_path / "victim.log", modes=["kaniko"])
+    # Its own Redis databases: a queue no other worker of this session consumes.
+    redis_url = stack_env["FARM_BROKER_URL"].rsplit("/", 1)[0]
+    env = {**stack_env, "FARM_KANIKO_IMAGE": kaniko_image, "FARM_RETRIES": "0",
+           "FARM_BROKER_URL": f"{redis_url}/{DBS[2]}", "FARM_RESULT_BACKEND": f"{redis_url}/{DBS[3]}"}
+    proc = start_worker(env, ["linux/amd64"], tmp_path / "victim.log", modes=["kaniko"])
     root = project(tmp_path / "p", {"api": {
-        "Dockerfile": f"FROM {os.environ['FARM_BASE_IMAGE']}\nRUN echo {uuid.uuid4().hex} && sleep 300\n"}},
-        build_extra="spec:\n  platforms: [linux/arm/v7]\n")
+        "Dockerfile": f"FROM {os.environ['FARM_BASE_IMAGE']}\nRUN echo {uuid.uuid4().hex} && sleep 300\n"}})
     subprocess.run([".venv/bin/farm", "build", "--project", str(root), "--no-wait"], check=True,
-                   cwd=Path(__file__).resolve().parents[2], capture_output=True)
+                   cwd=Path(__file__).resolve().parents[2], capture_output=True, env={**os.environ, **env})
     deadline = time.monotonic() + 120
     while not executors():
         assert time.monotonic() < deadline, "no executor container started"

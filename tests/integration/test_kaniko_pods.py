@@ -249,3 +249,12 @@ def test_a_role_without_attach_ends_the_build_with_a_clear_rbac_error(
     assert "Kubernetes refused the worker in namespace farm-no-attach (403" in str(err.value), err.value
     assert 'cannot get resource "pods/attach"' in str(err.value)
     assert cluster.core.list_namespaced_pod(ns).items == []           # the Pod was deleted all the same
+
+
+def test_the_builds_timeout_ends_the_pod(cluster: Cluster, kube_env: dict[str, str], tmp_path: Path) -> None:
+    job, _ = job_for(kube_env, tmp_path, f"FROM {kube_env['FARM_BASE_IMAGE']}\nRUN echo {uuid.uuid4().hex}; sleep 300\n")
+    job = replace(job, timeout=15)
+    with pytest.raises(TransientBuildError) as err:
+        kubernetes_pod.run(job, {}, None)
+    assert str(err.value) == "kaniko: /kaniko/executor timed out after 15 s"
+    assert executor_pods(cluster) == []

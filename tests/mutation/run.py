@@ -49,7 +49,8 @@ class Result:
 
     @property
     def counted(self) -> list[str]:
-        return [m for m, s in self.statuses.items() if s in DETECTED | UNDETECTED and m not in self.equivalent]
+        return [m for m, s in self.statuses.items()
+                if s in DETECTED | UNDETECTED and m not in self.equivalent]
 
     @property
     def killed(self) -> int:
@@ -120,7 +121,8 @@ def prepare(module: str, tests: list[str], fresh: bool) -> Path:
         # mutant imports the module afresh: fork from a server that has not imported it.
         text += 'process_isolation = "forkserver"\nforkserver_warmup = "none"\n'
     # the [tool.mutmut] table is last in pyproject.toml, so these keys land in it
-    assert text.rfind("[tool.mutmut]") > text.rfind("[tool.farm-mutation"), "[tool.mutmut] must be the last table"
+    assert text.rfind("[tool.mutmut]") > text.rfind("[tool.farm-mutation"), \
+        "[tool.mutmut] must be the last table"
     (work / "pyproject.toml").write_text(text)
     return work
 
@@ -217,7 +219,8 @@ def report(results: list[Result], goal: float, sampled: bool) -> bool:
 def main(argv: list[str] | None = None) -> int:
     modules, goal, fresh = load_config()
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("modules", nargs="*", help="modules to mutate (default: all of [tool.farm-mutation.modules])")
+    ap.add_argument("modules", nargs="*",
+                    help="modules to mutate (default: all of [tool.farm-mutation.modules])")
     ap.add_argument("--sample", type=int, help="mutants per module, picked with a fixed seed")
     ap.add_argument("--seed", type=int, default=19)
     ap.add_argument("--jobs", type=int, default=2, help="mutants run at once (mutmut --max-children)")

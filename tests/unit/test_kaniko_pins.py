@@ -124,3 +124,15 @@ def test_executor_args_respect_user_target_and_insecure_default() -> None:
                                              build_args={})
     assert executor_args(destination="d", dockerfile="D", options=KanikoOptions(), build_args={},
                          target="stage")[-1] == "--target=stage"
+
+
+def test_a_value_after_a_flag_with_a_value_is_refused() -> None:
+    with pytest.raises(ConfigError):
+        parse_flags(["--target=a", "stage"], "f")
+
+
+def test_options_for_names_the_image_pull_secrets() -> None:
+    p = KubernetesProvider.model_validate({"context": "c", "buildMode": "kaniko",
+                                           "imagePullSecrets": [{"name": "regcred", "namespace": "default"},
+                                                                {"name": "other", "namespace": "x"}]})
+    assert options_for(build(), p, "ns", "img").image_pull_secrets == ("regcred", "other")

@@ -39,11 +39,16 @@ def executor_job(req: BuildRequest, ws: Workspace) -> BuilderJob:
     argv = executor_args(destination=req.image, dockerfile=req.dockerfile, options=options,
                          build_args=resolve_build_args(req.build_args, ws.arg_env), target=req.target,
                          platform=req.platform or None, insecure=req.insecure)
+    node_selector = dict(options.node_selector)
+    if any(step.startswith("RUN") for step in req.steps) and req.platform and "kubernetes.io/arch" not in node_selector:
+        # RUN executes natively: in a cluster, a node of the platform's architecture runs it
+        node_selector["kubernetes.io/arch"] = req.platform.split("/")[1]
     placement = Placement(namespace=options.namespace, context=options.kube_context, build=req.build,
                           labels={"farm/job": req.job_id}, service_account=BUILDER_SERVICE_ACCOUNT,
                           service_account_annotations=options.service_account_annotations,
-                          node_selector=options.node_selector, tolerations=options.tolerations,
-                          annotations=options.annotations, resources=options.resources)
+                          node_selector=node_selector, tolerations=options.tolerations,
+                          annotations=options.annotations, resources=options.resources,
+                          image_pull_secrets=options.image_pull_secrets)
     return BuilderJob(mode=MODE, argv=tuple(argv), context_dir=ws.context_dir, timeout=req.timeout,
                       unreachable=UNREACHABLE, cause=CAUSE, daemon="a registry", image=image, placement=placement,
                       docker_config=str(ws.docker_config),

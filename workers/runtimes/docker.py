@@ -15,7 +15,6 @@ import os
 import socket
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from farm.registry import parse_reference
 from farm.registry.credentials import load_credentials
 from farm.settings import get_settings
 from workers.builder_job import BuilderJob, accepted
-from workers.runtimes.process import TAIL_LINES, failure
+from workers.runtimes.process import Output, failure
 
 LABEL = "farm.runtime"
 OWNER = "farm.owner"                # "<hostname> <pid>" of the worker process that runs the container
@@ -113,18 +112,10 @@ def run(job: BuilderJob, secrets: Mapping[str, str], on_line: Callable[[str], No
         mounts=mounts, environment=dict(job.env), labels={LABEL: job.mode, OWNER: _owner()},
         mem_limit=memory_bytes(memory) if memory else None,
         memswap_limit=memory_bytes(memory) if memory else None)
-    lines: list[str] = []
-    tail: deque[str] = deque(maxlen=TAIL_LINES)
-
-    def emit(line: str) -> None:
-        lines.append(line)
-        tail.append(line)
-        if on_line is not None:
-            on_line(line)
-
+    out = Output(on_line)
     try:
         container.start()
-        reader = threading.Thread(target=_pump, args=(container, emit), name="container-output", daemon=True)
+        reader = threading.Thread(target=_pump, args=(container, out), name="container-output", daemon=True)
         reader.start()
         timed_out = stopped = False
         deadline = time.monotonic() + job.timeout
@@ -156,12 +147,12 @@ def run(job: BuilderJob, secrets: Mapping[str, str], on_line: Callable[[str], No
     if timed_out:
         raise TransientBuildError(f"{job.mode}: {job.argv[0]} timed out after {job.timeout} s")
     code = int(result.get("StatusCode", state.get("ExitCode", -1)))
-    if code == 0 or accepted(job, lines):
-        return lines
+    if code == 0 or accepted(job, out.lines):
+        return out.lines
     if state.get("OOMKilled"):
         raise TransientBuildError(f"{job.mode}: {job.argv[0]} was killed out of memory (limit {memory}, "
-                                  f"exit {code})\n" + "\n".join(tail))
-    raise failure(job, code, list(tail))
+                                  f"exit {code})\n" + "\n".join(out.tail))
+    raise failure(job, code, list(out.tail))
 
 
 def _pump(container: Any, emit: Callable[[str], None]) -> None:

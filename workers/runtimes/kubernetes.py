@@ -4,7 +4,8 @@
 ensures the namespace's `garden-buildkit` objects and returns the BUILDKIT_HOST buildctl talks to —
 the Service (`tcp://garden-buildkit.<ns>.svc:1234`) for a worker inside the cluster, or, when the
 deployment registry is on the node's loopback (the local stack), buildkitd on the node's network at
-`tcp://127.0.0.1:<FARM_CLUSTER_BUILDKIT_PORT>`.
+`tcp://127.0.0.1:<FARM_CLUSTER_BUILDKIT_PORT>`, or, for a worker outside the cluster, a local
+port-forward through the API server (FARM_CLUSTER_BUILDKIT_ACCESS: auto | node | service | port-forward).
 
 `ensure_buildkit()` applies the manifests of `k8s_objects` idempotently (GARDEN-SPEC §5.1, §5.2):
 an object is left alone when its manifest-hash annotation matches, otherwise it is created or
@@ -16,6 +17,8 @@ All of it runs under a Redis lock per namespace, so concurrent workers never rac
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -77,7 +80,67 @@ def buildkit_for(options: Any, image: str, settings: Any, log: Callable[[str], N
                             deployment_options=deployment)
     log(f"farm: garden-buildkit in namespace {options.namespace} "
         f"{'updated' if infra.updated else 'ready, unchanged'}")
-    return f"tcp://127.0.0.1:{settings.cluster_buildkit_port}" if local else infra.address
+    access = settings.cluster_buildkit_access
+    if access == "auto":
+        access = "node" if local else "service" if os.environ.get("KUBERNETES_SERVICE_HOST") else "port-forward"
+    if access == "port-forward":
+        port = settings.cluster_buildkit_port if local else objects.BUILDKIT_PORT
+        return port_forward(api, options.namespace, f"app={objects.BUILDKIT_DEPLOYMENT}", port)
+    return f"tcp://127.0.0.1:{settings.cluster_buildkit_port}" if access == "node" else infra.address
+
+
+_forwards: dict[tuple[int, str, str, int], str] = {}
+
+
+def port_forward(api: Any, namespace: str, selector: str, port: int) -> str:
+    """`tcp://127.0.0.1:<local>`: a listener in this worker whose every connection reaches `port` of a
+    running Pod matching `selector`, through the API server's `pods/portforward` (for a worker outside
+    the cluster). One listener per target for the worker's lifetime; the Pod is looked up per
+    connection, so a rolled Deployment is followed."""
+    import select
+    import socket
+
+    from kubernetes.stream import portforward
+
+    key = (id(api), namespace, selector, port)
+    if key in _forwards:
+        return _forwards[key]
+    core = client.CoreV1Api(api)
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def pump(conn: socket.socket) -> None:
+        try:
+            listed: list[Any] = core.list_namespaced_pod(namespace, label_selector=selector).items
+            pods = [p for p in listed if p.status.phase == "Running" and p.metadata.deletion_timestamp is None]
+            if not pods:
+                return
+            pf = portforward(core.connect_get_namespaced_pod_portforward, pods[0].metadata.name, namespace,
+                             ports=str(port))
+            remote = pf.socket(port)
+            remote.setblocking(True)
+            pair = {conn: remote, remote: conn}
+            while True:
+                ready, _, _ = select.select(list(pair), [], [], 60)
+                if not ready and not pf.connected:
+                    return
+                for s in ready:
+                    data = s.recv(65536)
+                    if not data:
+                        return
+                    pair[s].sendall(data)
+        except Exception:  # noqa: BLE001 - one connection fails; buildctl reports it
+            return
+        finally:
+            conn.close()
+
+    def serve() -> None:
+        while True:
+            conn, _ = listener.accept()
+            threading.Thread(target=pump, args=(conn,), name="buildkit-port-forward", daemon=True).start()
+
+    threading.Thread(target=serve, name="buildkit-port-forward-listener", daemon=True).start()
+    _forwards[key] = f"tcp://127.0.0.1:{listener.getsockname()[1]}"
+    return _forwards[key]
 LOCK_TIMEOUT = 2 * READY_TIMEOUT + 120          # longest possible hold: a cycle waits twice
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
 T = TypeVar("T")

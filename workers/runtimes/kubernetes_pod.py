@@ -30,7 +30,6 @@ import tarfile
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +42,7 @@ from farm.settings import get_settings
 from workers import k8s_objects as objects
 from workers.builder_job import BuilderJob, accepted
 from workers.runtimes.kubernetes import api_client, apply
-from workers.runtimes.process import TAIL_LINES, failure
+from workers.runtimes.process import Output, failure
 
 PULL_ERRORS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
 DEADLINE_MARGIN = 60            # the Pod's activeDeadlineSeconds over the Build's timeout
@@ -210,14 +209,7 @@ def ensure_builder_objects(core: Any, namespace: str, job: BuilderJob, docker_co
 
 def _follow(core: Any, job: BuilderJob, name: str, namespace: str, memory: str | None, schedule_timeout: float,
             on_line: Callable[[str], None] | None, stop: threading.Event | None) -> list[str]:
-    lines: list[str] = []
-    tail: deque[str] = deque(maxlen=TAIL_LINES)
-
-    def emit(line: str) -> None:
-        lines.append(line)
-        tail.append(line)
-        if on_line is not None:
-            on_line(line)
+    out = Output(on_line)
 
     created = time.monotonic()
     while True:                         # until the executor runs (or the Pod cannot run)
@@ -231,7 +223,7 @@ def _follow(core: Any, job: BuilderJob, name: str, namespace: str, memory: str |
         time.sleep(0.5)
     if not verdict.done:
         _send_context(core, name, namespace, job.context_dir)
-    reader = threading.Thread(target=_pump_logs, args=(core, name, namespace, emit), name="pod-log", daemon=True)
+    reader = threading.Thread(target=_pump_logs, args=(core, name, namespace, out), name="pod-log", daemon=True)
     reader.start()
     deadline = time.monotonic() + job.timeout
     while True:
@@ -245,8 +237,8 @@ def _follow(core: Any, job: BuilderJob, name: str, namespace: str, memory: str |
         time.sleep(0.5)
     reader.join(timeout=15)
     if verdict.error is not None:
-        raise type(verdict.error)(f"{verdict.error}\n" + "\n".join(tail))
-    return ended(job, pod, lines, list(tail), memory)
+        raise type(verdict.error)(f"{verdict.error}\n" + "\n".join(out.tail))
+    return ended(job, pod, out.lines, list(out.tail), memory)
 
 
 def _check_stop(stop: threading.Event | None) -> None:

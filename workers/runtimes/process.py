@@ -36,19 +36,9 @@ def run(job: BuilderJob, secrets: Mapping[str, str], on_line: Callable[[str], No
         raise PermanentBuildError(f"build secret {', '.join(missing)} has no value on this worker")
     env = {**dict(job.env), **{name: secrets[name] for name in job.secret_env}}
     hidden = sorted({secrets[name] for name in job.secret_env if secrets[name]}, key=len, reverse=True)
-    lines: list[str] = []
-    tail: deque[str] = deque(maxlen=TAIL_LINES)
-
-    def emit(line: str) -> None:
-        for value in hidden:
-            line = line.replace(value, MASK)
-        lines.append(line)
-        tail.append(line)
-        if on_line is not None:
-            on_line(line)
-
+    out = Output(on_line, hidden)
     try:
-        result = spawn(job.argv, cwd=job.context_dir, env=env, timeout=job.timeout, on_line=emit, stop=stop)
+        result = spawn(job.argv, cwd=job.context_dir, env=env, timeout=job.timeout, on_line=out, stop=stop)
     except FileNotFoundError as exc:
         if exc.filename == job.context_dir and exc.filename != job.argv[0]:
             raise PermanentBuildError(f"{job.mode}: the context dir {job.context_dir} is missing") from exc
@@ -59,8 +49,27 @@ def run(job: BuilderJob, secrets: Mapping[str, str], on_line: Callable[[str], No
     if result.timed_out:
         raise TransientBuildError(f"{job.mode}: {job.argv[0]} timed out after {job.timeout} s")
     if result.exit_code == 0:
-        return lines
-    raise failure(job, result.exit_code, list(tail))
+        return out.lines
+    raise failure(job, result.exit_code, list(out.tail))
+
+
+class Output:
+    """A builder's output as it comes: every line (secret values masked), the last TAIL_LINES for
+    the error message, each line passed on to `on_line`."""
+
+    def __init__(self, on_line: Callable[[str], None] | None, hidden: Sequence[str] = ()) -> None:
+        self.lines: list[str] = []
+        self.tail: deque[str] = deque(maxlen=TAIL_LINES)
+        self._on_line = on_line
+        self._hidden = hidden
+
+    def __call__(self, line: str) -> None:
+        for value in self._hidden:
+            line = line.replace(value, MASK)
+        self.lines.append(line)
+        self.tail.append(line)
+        if self._on_line is not None:
+            self._on_line(line)
 
 
 def failure(job: BuilderJob, code: int, tail: Sequence[str]) -> BuildError:

@@ -336,3 +336,8 @@ def test_root_names_are_taken_as_they_are(tmp_path: Path, name: str) -> None:
     (root / "Dockerfile").write_bytes(b"FROM scratch\n")
     m = build_manifest(str(tmp_path) + "/" + name, ["Dockerfile"])  # type: ignore[arg-type]
     assert m.entries == (ManifestEntry("Dockerfile", 0o100644, 13, SHA_FROM_SCRATCH),)
+
+
+def test_an_entry_that_is_an_object_is_malformed() -> None:
+    with pytest.raises(ContextError, match="entry #0 is malformed"):
+        ContextManifest.from_json(b'{"version": 1, "entries": [{"a": 1, "b": 2, "c": 3, "d": 4, "e": 5}]}')

@@ -204,7 +204,8 @@ def test_messages_name_the_context() -> None:
 
 @pytest.mark.parametrize("value,ok", [
     (H, True), ("f" * 64, True), ("0" * 64, True), ("F" * 64, False), ("0" * 63, False), ("0" * 65, False),
-    ("g" + "0" * 63, False), (None, False), (123, False), (H + "\n", False),
+    ("g" + "0" * 63, False), ("X" * 64, False), ("X" + "0" * 63, False), (None, False), (123, False),
+    (H + "\n", False),
 ])
 def test_blob_hex(value: object, ok: bool) -> None:
     assert is_blob_hex(value) is ok

@@ -164,3 +164,16 @@ def test_unknown_helper() -> None:
     with pytest.raises(LookupError, match=r"^Could not find helper function 'x'\. Available helper functions: "
                                           r"base64Decode, base64Encode, "):
         call_helper("x", [])
+
+
+def test_yaml_encode_does_not_fold_long_lines() -> None:
+    # js-yaml would fold at 80 columns (a documented difference); the farm keeps one line, never PyYAML's 80
+    text = " ".join(["word"] * 30)
+    assert call_helper("yamlEncode", [{"a": text}]) == f"a: {text}\n"
+    assert call_helper("yamlEncode", [text]) == f"{text}\n"
+
+
+def test_a_python_error_inside_a_helper_is_a_helper_error() -> None:
+    with pytest.raises(HelperError) as exc:
+        call_helper("indent", ["a", 1e19])  # an integer, but no string is that long
+    assert (exc.value.js_name, str(exc.value)) == ("Error", "cannot fit 'int' into an index-sized integer")

@@ -46,3 +46,12 @@ def test_emulation_reads_binfmt(tmp_path: Path) -> None:
 
 def test_kaniko_runs_on_a_node_of_the_platform() -> None:
     assert foreign_reason("kaniko", "linux/arm64", "linux/amd64", steps(RUNS), False) is None
+
+
+def test_a_worker_without_an_executor_image_does_not_offer_kaniko() -> None:
+    from farm.settings import Settings
+    from workers.capabilities import missing
+
+    assert "no executor image" in (missing("kaniko", Settings(kaniko_image="")) or "")
+    assert "no KUBECONFIG" in (missing("kaniko", Settings(kaniko_image="r/x:1", runtime="kubernetes",
+                                                          kubeconfig="")) or "")

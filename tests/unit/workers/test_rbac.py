@@ -36,3 +36,4 @@ def test_worker_deployment_runs_as_that_service_account() -> None:
 def test_allowed() -> None:
     assert rbac.allowed("", "pods/attach", "create") and not rbac.allowed("", "pods/exec", "create")
     assert not rbac.allowed("", "secrets", "list") and rbac.allowed("apps", "deployments/scale", "patch")
+

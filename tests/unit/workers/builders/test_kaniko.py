@@ -120,3 +120,10 @@ def test_a_loopback_registry_puts_the_pod_on_the_host_network() -> None:
     assert pod["spec"]["hostNetwork"] is True and pod["spec"]["dnsPolicy"] == "ClusterFirstWithHostNet"
     assert "nodeSelector" not in pod["spec"] and "annotations" not in pod["metadata"]
     assert stdin_context(["x", "--context=dir:///a", "--y"]) == ["x", "--context=tar://stdin", "--y"]
+
+
+def test_a_build_that_runs_steps_is_pinned_to_its_architectures_nodes() -> None:
+    (job,) = BUILDER.jobs(request(platform="linux/arm64", steps=["FROM image", "RUN"]), WS)
+    assert job.placement.node_selector == {"pool": "build", "kubernetes.io/arch": "arm64"}
+    (job,) = BUILDER.jobs(request(platform="linux/arm64", steps=["FROM scratch", "COPY"]), WS)
+    assert job.placement.node_selector == {"pool": "build"}      # metadata only: any node writes it
