@@ -21,8 +21,8 @@ def sealing_key() -> X25519PrivateKey:
         settings = get_settings()
         path = settings.sealing_key_file or settings.worker_root / "sealing.key"
         if settings.sealing_key_file and not path.exists() and not os.access(path.parent, os.W_OK):
-            # A key Secret that was not created (deploy/ mounts it optionally): this worker's own key
-            # serves a farm of one worker; with several, their secrets cannot be opened elsewhere.
+            # A key file missing from a read-only mount (a Secret without that key): this worker's own
+            # key serves a farm of one worker; with several, their secrets cannot be opened elsewhere.
             logger.warning("farm: %s is missing; using a sealing key of this worker's own", path)
             path = settings.worker_root / "sealing.key"
         _key = sealing.load_or_create(path)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 
 from farm import sealing
@@ -63,14 +64,22 @@ def redis_password(paths: StackPaths, user: str) -> str:
     return password(paths, f"redis-{user}")
 
 
-def acl_file(paths: StackPaths) -> str:
-    """The users.acl Redis loads: the default user off, each user with the hash of its password."""
-    unused = hashlib.sha256(password(paths, "redis-default").encode()).hexdigest()
-    lines = [f"user default on #{unused} ~* &* +@all"]
-    for user in REDIS_USERS:
-        digest = hashlib.sha256(redis_password(paths, user).encode()).hexdigest()
-        lines.append(f"user {user} on #{digest} {RULES[user]}")
+def acl_text(passwords: Mapping[str, str]) -> str:
+    """The users.acl Redis loads, from each user's password (`default` and REDIS_USERS): hashes only.
+    Pure, so docker-compose.yml's and deploy/'s ACL files (deploy/*.sh) are the stack's."""
+    def digest(user: str) -> str:
+        return hashlib.sha256(passwords[user].encode()).hexdigest()
+
+    lines = [f"user default on #{digest('default')} ~* &* +@all"]
+    lines += [f"user {user} on #{digest(user)} {RULES[user]}" for user in REDIS_USERS]
     return "\n".join(lines) + "\n"
+
+
+def acl_file(paths: StackPaths) -> str:
+    """The stack's users.acl: the default user with a password nobody is given, each user with the
+    hash of its password."""
+    return acl_text({"default": password(paths, "redis-default"),
+                     **{user: redis_password(paths, user) for user in REDIS_USERS}})
 
 
 def redis_url(paths: StackPaths, port: int, user: str, db: int | None = 0) -> str:

@@ -9,8 +9,10 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -39,7 +41,13 @@ def compose_config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
                           timeout=120, check=False)
 
 
+def compose_init(**env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", str(ROOT / "deploy/compose-init.sh")], capture_output=True, text=True,
+                          env={"PATH": os.environ["PATH"], "PYTHON": sys.executable, **env}, timeout=60, check=False)
+
+
 def test_compose_file_is_valid_and_wired(tmp_path: Path) -> None:
+    assert compose_init(FARM_COMPOSE_DIR=str(tmp_path)).returncode == 0
     out = compose_config({"FARM_COMPOSE_DIR": str(tmp_path), "FLOWER_BASIC_AUTH": "admin:s3cret"})
     assert out.returncode == 0, out.stderr
     cfg = yaml.safe_load(out.stdout)
@@ -65,11 +73,34 @@ def test_compose_file_is_valid_and_wired(tmp_path: Path) -> None:
     assert services["flower"]["environment"]["FLOWER_BASIC_AUTH"] == "admin:s3cret"
     assert any("--persistent=True" == a for a in services["flower"]["command"])
     assert any(v.startswith("flower-data:") for v in services["flower"]["volumes"])
+    # Redis loads the ACL file compose-init wrote, read-only; every client has its own user, from env
+    # files, and no Redis URL (nor any password) is on a command line.
+    redis_cmd = services["redis"]["command"]
+    acl = redis_cmd[redis_cmd.index("--aclfile") + 1]
+    assert f"{tmp_path}/redis/users.acl:{acl}:ro" in services["redis"]["volumes"]
+    users = {"worker": ("FARM_BROKER_URL", "FARM_RESULT_BACKEND"), "flower": ("CELERY_BROKER_URL",),
+             "metrics": ("FARM_BROKER_URL",)}
+    expected = {"worker": "worker", "flower": "flower", "metrics": "flower"}
+    passwords = {u: (tmp_path / f"secrets/redis-{u}.password").read_text().strip() for u in ("worker", "flower")}
+    for name, variables in users.items():
+        service = services[name]
+        for var in variables:
+            url = urlsplit(service["environment"][var])
+            assert (url.username, url.hostname, url.port) == (expected[name], "redis", 6379), (name, var)
+            assert url.password == passwords[expected[name]]
+        assert not any("redis://" in str(a) or "--broker" in str(a) for a in service["command"]), name
+    # The worker holds the sealing key compose-init made, read-only, where FARM_SEALING_KEY_FILE says.
+    key = worker["environment"]["FARM_SEALING_KEY_FILE"]
+    assert f"{tmp_path}/secrets/sealing.key:{key}:ro" in worker["volumes"]
+    assert "sealing.key" not in str(services["flower"]) + str(services["metrics"])
 
 
 def test_compose_refuses_to_run_without_its_directory_or_flower_auth(tmp_path: Path) -> None:
     out = compose_config({"FLOWER_BASIC_AUTH": "a:b"})
     assert out.returncode != 0 and "set FARM_COMPOSE_DIR to an absolute directory" in out.stderr
+    out = compose_config({"FARM_COMPOSE_DIR": str(tmp_path), "FLOWER_BASIC_AUTH": "a:b"})
+    assert out.returncode != 0 and "worker.env" in out.stderr          # compose-init has not run
+    assert compose_init(FARM_COMPOSE_DIR=str(tmp_path)).returncode == 0
     out = compose_config({"FARM_COMPOSE_DIR": str(tmp_path)})
     assert out.returncode != 0 and "FLOWER_BASIC_AUTH" in out.stderr
 
@@ -167,15 +198,10 @@ def test_worker_image_builds_from_the_repo_and_runs(stack_env: dict[str, str], t
 def test_compose_init_writes_one_login_for_the_registry_and_the_clients(tmp_path: Path) -> None:
     import base64
     import json
-    import sys
 
     import bcrypt
 
-    def init(**env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["bash", str(ROOT / "deploy/compose-init.sh")], capture_output=True, text=True,
-                              env={"PATH": os.environ["PATH"], "PYTHON": sys.executable, **env}, timeout=60,
-                              check=False)
-
+    init = compose_init
     assert init(FARM_COMPOSE_DIR="relative/dir").returncode == 2
     d = tmp_path / "compose"
     out = init(FARM_COMPOSE_DIR=str(d), FARM_COMPOSE_REGISTRY_PORT="15999")
@@ -189,3 +215,81 @@ def test_compose_init_writes_one_login_for_the_registry_and_the_clients(tmp_path
     assert password not in out.stdout + out.stderr
     init(FARM_COMPOSE_DIR=str(d), FARM_COMPOSE_REGISTRY_PORT="15999")
     assert (d / "auth/password").read_text().strip() == password     # a second run keeps the login
+
+
+def test_compose_init_makes_redis_users_that_a_real_redis_enforces(tmp_path: Path) -> None:
+    """compose-init's ACL file loaded by a real redis-server (Debian's, as the stack's): anonymous
+    clients refused, each service's env file and the producer's exports log in as their own user,
+    with their own limits; the sealing key pair is one; no password is printed."""
+    import socket
+    import time
+
+    import redis
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    from farm import sealing
+
+    d = tmp_path / "compose"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = compose_init(FARM_COMPOSE_DIR=str(d), FARM_COMPOSE_REDIS_PORT=str(port))
+    assert out.returncode == 0, out.stderr
+    secrets_dir = d / "secrets"
+    passwords = [p.read_text().strip() for p in secrets_dir.glob("*.password")]
+    assert len(passwords) == 5 and not any(p in out.stdout + out.stderr for p in passwords)
+    for sub in ("secrets", "redis", "env"):
+        assert oct((d / sub).stat().st_mode)[-3:] == "700", sub
+    for f in [*secrets_dir.iterdir(), *(d / "env").iterdir()]:
+        assert oct(f.stat().st_mode)[-3:] == "600", f
+    assert not any(p in (d / "redis/users.acl").read_text() for p in passwords)      # hashes only
+
+    ensure_binaries(["redis-server"])
+    server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                               "--aclfile", str(d / "redis/users.acl")], env={"PATH": search_path()},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(300):                # redis-py's own retries back off for minutes: a plain socket
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=port).set("x", "1")
+
+        def env_file(name: str) -> dict[str, str]:
+            lines = (d / f"env/{name}.env").read_text().splitlines()
+            return dict(line.split("=", 1) for line in lines if line)
+
+        def client(url: str) -> redis.Redis:
+            return redis.Redis.from_url(url.replace("@redis:6379/", f"@127.0.0.1:{port}/"))
+
+        worker = env_file("worker")
+        assert client(worker["FARM_BROKER_URL"]).acl_whoami() == "worker"
+        assert client(worker["FARM_RESULT_BACKEND"]).acl_whoami() == "worker"
+        assert client(worker["FARM_BROKER_URL"]).lpush("q", "job") == 1
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            client(worker["FARM_BROKER_URL"]).config_get("*")
+        flower = client(env_file("flower")["CELERY_BROKER_URL"])
+        assert flower.acl_whoami() == "flower" and flower.llen("q") == 1
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            flower.hset("farm:job:x", "state", "done")
+        assert client(env_file("metrics")["FARM_BROKER_URL"]).acl_whoami() == "flower"
+        # The producer's exports, as a shell evaluates them.
+        shell = subprocess.run(["bash", "-c", f'eval "$1"; echo "$FARM_BROKER_URL"; echo "$FARM_REDIS_ADMIN_URL"; '
+                                f'echo "$FARM_SEALING_PUBLIC_KEY"', "_", out.stdout], capture_output=True,
+                               text=True, check=True, timeout=30)
+        producer, admin, public = shell.stdout.split()
+        assert redis.Redis.from_url(producer).acl_whoami() == "producer"
+        assert redis.Redis.from_url(admin).acl_whoami() == "admin"
+        key = sealing.load_or_create(secrets_dir / "sealing.key")
+        assert isinstance(key, X25519PrivateKey) and sealing.public_text(key) == public
+        assert sealing.unseal(key, sealing.seal(public, {"t": "v"}, "job-1"), "job-1") == {"t": "v"}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    # A second run keeps every credential.
+    again = compose_init(FARM_COMPOSE_DIR=str(d), FARM_COMPOSE_REDIS_PORT=str(port))
+    assert again.stdout == out.stdout
+    assert sorted(p.read_text().strip() for p in secrets_dir.glob("*.password")) == sorted(passwords)

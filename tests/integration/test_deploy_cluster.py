@@ -53,6 +53,24 @@ def test_every_overlay_passes_a_server_side_dry_run(cluster: Cluster,  # noqa: F
                 continue
             assert got.metadata.name == doc["metadata"]["name"]
             checked[overlay] = checked.get(overlay, 0) + 1
+    # The Secrets deploy/cluster-secrets.sh makes for the operator, as the API server sees them.
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    import yaml
+
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(["bash", str(DEPLOY / "cluster-secrets.sh"), f"{tmp}/out"], check=True, capture_output=True,
+                       env={"PATH": os.environ["PATH"], "PYTHON": sys.executable}, timeout=120)
+        secrets = [d for d in yaml.safe_load_all(open(f"{tmp}/out/farm-secrets.yaml")) if d]
+    for doc in secrets:
+        try:
+            cluster.core.create_namespaced_secret("farm", doc, dry_run="All", field_validation="Strict")
+        except ApiException as exc:
+            failures.append(f"cluster-secrets.sh: Secret/{doc['metadata']['name']}: {exc.status} {exc.body}")
+    assert len(secrets) == 4
     assert not failures, "\n".join(failures)
     assert set(checked) == set(OVERLAYS) and all(n >= 20 for n in checked.values()), checked
     # The dry run does judge: the same Deployment with a misspelt field is refused.

@@ -5,11 +5,15 @@ KEDA query, probes, grace periods, the cloud overlays' identities and stores."""
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import kubernetes_validate
 import pytest
@@ -23,8 +27,10 @@ OVERLAYS = ("onprem", "aws", "gcp")
 K8S_VERSION = "1.30"
 CRDS = {"ScaledObject"}                 # KEDA's: no schema offline; checked by hand below
 NAMESPACED_NOT = {"Namespace"}
-# Secrets the operator creates (README): referenced, never shipped.
-EXTERNAL_SECRETS = {"farm-registry-auth", "farm-flower-auth", "farm-gcs-hmac", "farm-sealing-key"}
+# Secrets the operator creates (README): referenced, never shipped. deploy/cluster-secrets.sh makes
+# the farm's own (GENERATED); the others hold the operator's cloud and registry logins.
+GENERATED_SECRETS = {"farm-redis-acl", "farm-redis-users", "farm-flower-auth", "farm-sealing-key"}
+EXTERNAL_SECRETS = {"farm-registry-auth", "farm-gcs-hmac"} | GENERATED_SECRETS
 
 
 @pytest.fixture(scope="module")
@@ -217,3 +223,103 @@ def test_the_arm64_pool_is_the_amd64_pool_with_the_arch_swapped() -> None:
         if stem == "networkpolicy":
             amd = [d for d in amd if d["metadata"]["name"] == "farm-buildkitd-arm64"]
         assert arm == amd, path
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, dict[str, str]]]:
+    """deploy/cluster-secrets.sh run for real: its output directory and {Secret: stringData}."""
+    out = tmp_path_factory.mktemp("secrets") / "farm"
+    run = subprocess.run(["bash", str(DEPLOY / "cluster-secrets.sh"), str(out)], capture_output=True, text=True,
+                         env={"PATH": os.environ["PATH"], "PYTHON": sys.executable}, timeout=120, check=False)
+    assert run.returncode == 0, run.stderr
+    docs = list(yaml.safe_load_all((out / "farm-secrets.yaml").read_text()))
+    for doc in docs:
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+        assert doc["metadata"]["namespace"] == "farm"
+    data = {d["metadata"]["name"]: d["stringData"] for d in docs}
+    # Nothing secret printed: only the public sealing key and the file's name.
+    assert not any(v in run.stdout + run.stderr for d in data.values() for v in d.values())
+    assert "FARM_SEALING_PUBLIC_KEY=" in run.stdout
+    return out, data
+
+
+def test_cluster_secrets_are_made_once_and_private(generated: tuple[Path, dict[str, dict[str, str]]]) -> None:
+    out, data = generated
+    assert set(data) == GENERATED_SECRETS
+    assert oct(out.stat().st_mode)[-3:] == "700"
+    assert oct((out / "farm-secrets.yaml").stat().st_mode)[-3:] == "600"
+    acl = data["farm-redis-acl"]["users.acl"]
+    for key, value in data["farm-redis-users"].items():
+        url = urlsplit(value)
+        assert url.password and url.password not in acl, key                # hashes only
+        digest = hashlib.sha256(url.password.encode()).hexdigest()
+        assert f"user {url.username} on #{digest} " in acl, key               # its own password's hash
+        assert (url.hostname, url.port) == ("farm-redis", 6379)
+    users = {k: urlsplit(v).username for k, v in data["farm-redis-users"].items()}
+    assert users == {"worker-broker-url": "worker", "worker-backend-url": "worker", "flower-broker-url": "flower",
+                     "producer-broker-url": "producer", "producer-backend-url": "producer", "admin-url": "admin"}
+    assert re.fullmatch(r"farm:[0-9a-f]{48}", data["farm-flower-auth"]["basic_auth"])
+    again = subprocess.run(["bash", str(DEPLOY / "cluster-secrets.sh"), str(out)], capture_output=True, text=True,
+                           env={"PATH": os.environ["PATH"], "PYTHON": sys.executable}, timeout=120, check=False)
+    assert again.returncode == 0, again.stderr
+    redone = {d["metadata"]["name"]: d["stringData"] for d in yaml.safe_load_all((out / "farm-secrets.yaml").read_text())}
+    assert redone == data                                                   # a second run keeps them
+
+
+def _secret_refs(container: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """env name -> (Secret, key) for the container's secretKeyRef variables."""
+    return {e["name"]: (e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
+            for e in container.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_redis_users_and_the_sealing_key_are_wired(rendered: dict[str, list[dict[str, Any]]], overlay: str,
+                                                   generated: tuple[Path, dict[str, dict[str, str]]]) -> None:
+    docs, data = rendered[overlay], generated[1]
+    # Every Secret a pod reads, and each key of it, is one cluster-secrets.sh makes (or the operator's).
+    for workload, t in pods(docs):
+        for c in t["spec"]["containers"]:
+            for secret, key in _secret_refs(c).values():
+                assert secret in EXTERNAL_SECRETS, (workload["metadata"]["name"], secret)
+                if secret in GENERATED_SECRETS:
+                    assert key in data[secret], (workload["metadata"]["name"], secret, key)
+            # No Redis URL (nor its password) in argv or a plain env value.
+            plain = [*c.get("command", []), *c.get("args", []), *(e.get("value", "") for e in c.get("env", []))]
+            assert not [a for a in plain if "redis://" in a], workload["metadata"]["name"]
+        for v in t["spec"].get("volumes", []):
+            if v.get("secret", {}).get("secretName") in GENERATED_SECRETS:
+                assert not v["secret"].get("optional"), v
+                assert {i["key"] for i in v["secret"]["items"]} <= set(data[v["secret"]["secretName"]])
+    assert not [v for v in by(docs, "ConfigMap")["farm-config"]["data"].values() if "redis://" in v]
+
+    def mounted_file(t: dict[str, Any], c: dict[str, Any], secret: str) -> str:
+        """The path at which container `c` sees the single item of Secret `secret`."""
+        vol = next(v for v in t["spec"]["volumes"] if v.get("secret", {}).get("secretName") == secret)
+        mount = next(m for m in c["volumeMounts"] if m["name"] == vol["name"])
+        assert mount.get("readOnly") is True
+        return f"{mount['mountPath']}/{vol['secret']['items'][0]['path']}"
+
+    # Redis loads the ACL file from its Secret; the clients log in as their own users.
+    redis = by(docs, "StatefulSet")["farm-redis"]["spec"]["template"]
+    rc = redis["spec"]["containers"][0]
+    assert rc["args"][rc["args"].index("--aclfile") + 1] == mounted_file(redis, rc, "farm-redis-acl")
+    expect = {"farm-worker-amd64": {"FARM_BROKER_URL": "worker-broker-url", "FARM_RESULT_BACKEND": "worker-backend-url"},
+              "farm-worker-arm64": {"FARM_BROKER_URL": "worker-broker-url", "FARM_RESULT_BACKEND": "worker-backend-url"},
+              "farm-flower": {"CELERY_BROKER_URL": "flower-broker-url"},
+              "farm-metrics": {"FARM_BROKER_URL": "flower-broker-url"}}
+    deployments = by(docs, "Deployment")
+    for name, wanted in expect.items():
+        c = deployments[name]["spec"]["template"]["spec"]["containers"][0]
+        refs = _secret_refs(c)
+        assert {var: refs[var] for var in wanted} == {var: ("farm-redis-users", key) for var, key in wanted.items()}
+        assert urlsplit(data["farm-redis-users"][next(iter(wanted.values()))]).hostname == \
+            by(docs, "Service")["farm-redis"]["metadata"]["name"]
+    # Every worker holds the sealing key, where FARM_SEALING_KEY_FILE says; nobody else does.
+    for name, d in deployments.items():
+        t = d["spec"]["template"]
+        c = t["spec"]["containers"][0]
+        has_key = any(v.get("secret", {}).get("secretName") == "farm-sealing-key" for v in t["spec"].get("volumes", []))
+        assert has_key == (d["metadata"]["labels"].get("app") == "farm-worker"), name
+        if has_key:
+            env = {e["name"]: e.get("value") for e in c["env"]}
+            assert env["FARM_SEALING_KEY_FILE"] == mounted_file(t, c, "farm-sealing-key")
