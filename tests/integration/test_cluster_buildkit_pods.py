@@ -67,6 +67,21 @@ def buildkit_pods(c: Cluster, namespace: str = NS) -> list[str]:
     return sorted(p.metadata.name for p in pods if p.metadata.deletion_timestamp is None)
 
 
+
+def build_through(address: str, image: str, bk_env: dict[str, str], cluster: Cluster, tmp_path: Path) -> int:
+    """A buildctl build through the buildkitd at `address`; the registry's answer to a HEAD of `image`."""
+    token = uuid.uuid4().hex
+    (tmp_path / "Dockerfile").write_text(f"FROM {bk_env['FARM_BASE_IMAGE']}\nRUN echo {token} > /built\n")
+    job = buildctl_job([], BuildSpec(), platforms=["linux/amd64"], deployment_image_id=image, build_args={},
+                       secret_ids=[], context_dir=str(tmp_path), insecure=True, buildkit_host=address,
+                       docker_config=bk_env["DOCKER_CONFIG"], buildctl=bk_env["FARM_BUILDCTL"])
+    process.run(job, {}, None)
+    head = httpx.head(f"http://{bk_env['FARM_REGISTRY']}/v2/farmtest/bk/manifests/{image.rsplit(':', 1)[1]}",
+                      auth=(REGISTRY_USER, registry_password(cluster.stack.paths)), trust_env=False,
+                      headers={"Accept": "application/vnd.oci.image.manifest.v1+json, "
+                                         "application/vnd.docker.distribution.manifest.v2+json"})
+    return head.status_code
+
 def test_infra_is_created_reused_and_rolled_and_builds_push(cluster: Cluster, bk_env: dict[str, str],
                                                             tmp_path: Path) -> None:
     image = f"{bk_env['FARM_REGISTRY']}/farmtest/bk:{uuid.uuid4().hex[:12]}"
@@ -84,17 +99,7 @@ def test_infra_is_created_reused_and_rolled_and_builds_push(cluster: Cluster, bk
     assert deployment(cluster).metadata.resource_version == first.metadata.resource_version
 
     # A build through the buildkitd running in its Pod on the node.
-    token = uuid.uuid4().hex
-    (tmp_path / "Dockerfile").write_text(f"FROM {bk_env['FARM_BASE_IMAGE']}\nRUN echo {token} > /built\n")
-    job = buildctl_job([], BuildSpec(), platforms=["linux/amd64"], deployment_image_id=image, build_args={},
-                       secret_ids=[], context_dir=str(tmp_path), insecure=True, buildkit_host=address,
-                       docker_config=bk_env["DOCKER_CONFIG"], buildctl=bk_env["FARM_BUILDCTL"])
-    process.run(job, {}, None)
-    head = httpx.head(f"http://{bk_env['FARM_REGISTRY']}/v2/farmtest/bk/manifests/{image.rsplit(':', 1)[1]}",
-                      auth=(REGISTRY_USER, registry_password(cluster.stack.paths)), trust_env=False,
-                      headers={"Accept": "application/vnd.oci.image.manifest.v1+json, "
-                                         "application/vnd.docker.distribution.manifest.v2+json"})
-    assert head.status_code == 200
+    assert build_through(address, image, bk_env, cluster, tmp_path) == 200
 
     # Rolled: a new ServiceAccount annotation (IRSA / Workload Identity) restarts buildkitd.
     role = {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/farm"}
@@ -169,14 +174,4 @@ def test_a_worker_outside_the_cluster_reaches_buildkitd_through_a_port_forward(
     image = f"{bk_env['FARM_REGISTRY']}/farmtest/bk:{uuid.uuid4().hex[:12]}"
     address = buildkit_for(options(bk_env), image, get_settings())
     assert address.startswith("tcp://127.0.0.1:") and address != f"tcp://127.0.0.1:{bk_env['FARM_CLUSTER_BUILDKIT_PORT']}"
-    token = uuid.uuid4().hex
-    (tmp_path / "Dockerfile").write_text(f"FROM {bk_env['FARM_BASE_IMAGE']}\nRUN echo {token} > /built\n")
-    job = buildctl_job([], BuildSpec(), platforms=["linux/amd64"], deployment_image_id=image, build_args={},
-                       secret_ids=[], context_dir=str(tmp_path), insecure=True, buildkit_host=address,
-                       docker_config=bk_env["DOCKER_CONFIG"], buildctl=bk_env["FARM_BUILDCTL"])
-    process.run(job, {}, None)
-    head = httpx.head(f"http://{bk_env['FARM_REGISTRY']}/v2/farmtest/bk/manifests/{image.rsplit(':', 1)[1]}",
-                      auth=(REGISTRY_USER, registry_password(cluster.stack.paths)), trust_env=False,
-                      headers={"Accept": "application/vnd.oci.image.manifest.v1+json, "
-                                         "application/vnd.docker.distribution.manifest.v2+json"})
-    assert head.status_code == 200
+    assert build_through(address, image, bk_env, cluster, tmp_path) == 200
